@@ -1,0 +1,177 @@
+// config.go: the settings, read from WSGI_FCGI_* environment variables (envconfig) and then
+// from flags, which win.
+
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"math"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/kelseyhightower/envconfig"
+)
+
+// envPrefix: every setting NAME is also the environment variable WSGI_FCGI_NAME.
+const envPrefix = "WSGI_FCGI"
+
+// Config is every setting of the gateway. Field tags give the environment name (split_words:
+// MaxBody → WSGI_FCGI_MAX_BODY) and the default; the flag of the same name is registered in
+// bindFlags.
+type Config struct {
+	App          string        `envconfig:"APP"`
+	Chdir        string        `envconfig:"CHDIR"`
+	PythonPath   string        `envconfig:"PYTHONPATH"`
+	Python       string        `envconfig:"PYTHON" default:"python3"`
+	Workers      int           `envconfig:"WORKERS"`
+	Listen       string        `envconfig:"LISTEN" default:"127.0.0.1:9000"`
+	Mount        string        `envconfig:"MOUNT"`
+	MaxBody      ByteSize      `envconfig:"MAX_BODY" default:"1GiB"`
+	QueueSize    int           `envconfig:"QUEUE_SIZE" default:"1024"`
+	QueueTimeout time.Duration `envconfig:"QUEUE_TIMEOUT" default:"30s"`
+	StartTimeout time.Duration `envconfig:"START_TIMEOUT" default:"60s"`
+	DrainTimeout time.Duration `envconfig:"DRAIN_TIMEOUT" default:"30s"`
+	LogFormat    string        `envconfig:"LOG_FORMAT" default:"text"`
+	LogLevel     string        `envconfig:"LOG_LEVEL" default:"info"`
+
+	showVersion bool
+}
+
+// bindFlags registers a flag for every setting, its default the value read from the environment.
+func bindFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.App, "app", c.App, "WSGI app as `module:callable` (\"module\" alone means callable \"application\"); none serves the built-in demo")
+	fs.StringVar(&c.Chdir, "chdir", c.Chdir, "change to `DIR` before loading the app, and put DIR first on sys.path")
+	fs.StringVar(&c.PythonPath, "pythonpath", c.PythonPath, "more `DIRS` (\":\"-separated) to put on sys.path")
+	fs.StringVar(&c.Python, "python", c.Python, "Python interpreter to run the workers with, e.g. a virtualenv's bin/python")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "number of worker processes (default: number of CPUs)")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "FastCGI listen `ADDR`: host:port, [::1]:port, or a unix socket path (/run/app.sock or unix:PATH)")
+	fs.StringVar(&c.Mount, "mount", c.Mount, "URL `PREFIX` the app is mounted at (SCRIPT_NAME), e.g. /app; default: derived from the web server's params")
+	fs.Var(&c.MaxBody, "max-body", "largest request body accepted (413 above), e.g. 100MiB; 0 for no limit")
+	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "requests that may wait for a free worker before 503")
+	fs.DurationVar(&c.QueueTimeout, "queue-timeout", c.QueueTimeout, "longest wait for a free worker before 503")
+	fs.DurationVar(&c.StartTimeout, "start-timeout", c.StartTimeout, "longest time a worker may take to import the app")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, how long running requests may take to finish")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: trace, debug, info, warn, error")
+	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
+}
+
+// errHelp: --help was asked for; usage has been printed.
+var errHelp = errors.New("help requested")
+
+// loadConfig reads the WSGI_FCGI_* environment variables, then the flags in args.
+func loadConfig(args []string, stderr io.Writer) (*Config, error) {
+	var c Config
+	if err := envconfig.Process(envPrefix, &c); err != nil {
+		return nil, fmt.Errorf("environment: %w", err)
+	}
+	fs := flag.NewFlagSet("wsgi-fcgi", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	bindFlags(fs, &c)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: wsgi-fcgi [flags]\n\nRuns a Python WSGI app in long-lived worker processes behind a FastCGI web server.\nEvery flag is also read from the environment as %s_<NAME> (--max-body: %s_MAX_BODY); a flag wins.\n\nFlags:\n", envPrefix, envPrefix)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelp
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (name the app with --app)", fs.Arg(0))
+	}
+	return &c, c.validate()
+}
+
+// validate checks the settings and fills the defaults that depend on the machine.
+func (c *Config) validate() error {
+	if c.Workers < 0 {
+		return fmt.Errorf("--workers %d: must be at least 1", c.Workers)
+	}
+	if c.Workers == 0 {
+		c.Workers = runtime.NumCPU()
+	}
+	if c.Listen == "" {
+		return errors.New("--listen: an address is required")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
+	}
+	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
+		return fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", c.LogLevel)
+	}
+	if c.QueueSize < 0 {
+		return fmt.Errorf("--queue-size %d: must not be negative", c.QueueSize)
+	}
+	if c.Chdir != "" {
+		abs, err := filepath.Abs(c.Chdir)
+		if err != nil {
+			return fmt.Errorf("--chdir %q: %w", c.Chdir, err)
+		}
+		if st, err := os.Stat(abs); err != nil || !st.IsDir() {
+			return fmt.Errorf("--chdir %q: not a directory", c.Chdir)
+		}
+		c.Chdir = abs
+	}
+	if c.App != "" && strings.HasPrefix(c.App, ":") {
+		return fmt.Errorf("--app %q: want module:callable", c.App)
+	}
+	return nil
+}
+
+// ByteSize is a size in bytes written with an optional unit: 1048576, 512KiB, 100MiB, 1GiB,
+// 10MB (decimal units are accepted too).
+type ByteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1},
+}
+
+// Set parses s (flag.Value).
+func (b *ByteSize) Set(s string) error {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || (mult > 1 && n > math.MaxInt64/mult) {
+		return fmt.Errorf("invalid size %q (want e.g. 1048576, 512KiB, 100MiB)", s)
+	}
+	*b = ByteSize(n * mult)
+	return nil
+}
+
+// Decode parses s for envconfig.
+func (b *ByteSize) Decode(s string) error { return b.Set(s) }
+
+func (b *ByteSize) String() string {
+	n := int64(*b)
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "GiB"
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + "KiB"
+	}
+	return strconv.FormatInt(n, 10)
+}

@@ -1,0 +1,175 @@
+// Command wsgi-fcgi runs a Python WSGI application in long-lived worker processes behind a
+// FastCGI web server (Apache mod_proxy_fcgi or mod_fcgid, nginx, Caddy).
+//
+//	wsgi-fcgi --app mysite.wsgi:application --chdir /srv/mysite --workers 4 --listen 127.0.0.1:9000
+//
+// With no --app it serves a built-in demo app. Every flag is also the environment variable
+// WSGI_FCGI_<NAME>; a flag wins. See README.md.
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/wsgi-fcgi/wsgi-fcgi/fcgi"
+	"github.com/wsgi-fcgi/wsgi-fcgi/gateway"
+	"github.com/wsgi-fcgi/wsgi-fcgi/pyrunner"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+//go:embed demo/wsgi_fcgi_demo.py
+var demoApp []byte
+
+// Exit statuses.
+const (
+	exitOK     = 0
+	exitFailed = 1 // a runtime failure
+	exitConfig = 2 // bad settings, or an app or interpreter that cannot be loaded
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the whole program: it returns the exit status. Cancelling ctx (SIGTERM, SIGINT)
+// stops the gateway gracefully.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := loadConfig(args, stderr)
+	switch {
+	case errors.Is(err, errHelp):
+		return exitOK
+	case err != nil:
+		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+		return exitConfig
+	case cfg.showVersion:
+		fmt.Fprintf(stdout, "wsgi-fcgi %s\n", version)
+		return exitOK
+	}
+	log := newLogger(cfg, stderr)
+
+	demo := cfg.App == ""
+	var pythonPath []string
+	if cfg.PythonPath != "" {
+		pythonPath = filepath.SplitList(cfg.PythonPath)
+	}
+	if demo {
+		dir, err := os.MkdirTemp("", "wsgi-fcgi-demo-")
+		if err != nil {
+			fmt.Fprintf(stderr, "wsgi-fcgi: demo app: %v\n", err)
+			return exitFailed
+		}
+		defer os.RemoveAll(dir)
+		if err := os.WriteFile(filepath.Join(dir, "wsgi_fcgi_demo.py"), demoApp, 0o600); err != nil {
+			fmt.Fprintf(stderr, "wsgi-fcgi: demo app: %v\n", err)
+			return exitFailed
+		}
+		cfg.App = "wsgi_fcgi_demo:application"
+		pythonPath = append(pythonPath, dir)
+	}
+
+	pool, err := pyrunner.New(pyrunner.Options{
+		Python:       cfg.Python,
+		App:          cfg.App,
+		Chdir:        cfg.Chdir,
+		PythonPath:   pythonPath,
+		Workers:      cfg.Workers,
+		QueueSize:    cfg.QueueSize,
+		QueueTimeout: cfg.QueueTimeout,
+		StartTimeout: cfg.StartTimeout,
+		Logger:       log.Named("pyrunner"),
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+		return exitFailed
+	}
+	// The app is loaded before anything listens: a broken app or interpreter is one line and
+	// exit status 2, and the web server never sees a half-started gateway.
+	if err := pool.Start(ctx); err != nil {
+		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+		var le *pyrunner.LoadError
+		if errors.As(err, &le) || errors.Is(err, pyrunner.ErrNoPython) {
+			return exitConfig
+		}
+		return exitFailed
+	}
+	defer pool.Close()
+
+	ln, err := fcgi.Listen(cfg.Listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgi-fcgi: listen %s: %v\n", cfg.Listen, err)
+		return exitFailed
+	}
+	gw := gateway.New(pool, gateway.Options{
+		Mount:   cfg.Mount,
+		MaxBody: int64(cfg.MaxBody),
+		Logger:  log.Named("gateway"),
+	})
+	srv := &fcgi.Server{
+		Handler: gw,
+		ConnError: func(remote net.Addr, err error) {
+			log.Warn("connection closed", "remote", remote, "error", err)
+		},
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "app", cfg.App, "workers", cfg.Workers)
+	if demo {
+		fmt.Fprintf(stderr, "\nServing the built-in demo app (no --app given) on FastCGI %s.\n"+
+			"Point a web server at it, e.g. nginx:  location / { include fastcgi_params; fastcgi_pass %s; }\n"+
+			"Your own app: wsgi-fcgi --app mypackage.wsgi:application --chdir /srv/site\n\n",
+			ln.Addr(), nginxAddr(ln.Addr().Network(), ln.Addr().String()))
+	}
+
+	select {
+	case err := <-served:
+		log.Error("server stopped", "error", err)
+		return exitFailed
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing running requests", "drain_timeout", cfg.DrainTimeout)
+	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancel()
+	status := exitOK
+	if err := srv.Shutdown(dctx); err != nil {
+		log.Warn("requests still running at the drain timeout", "error", err)
+		srv.Close()
+	}
+	if err := pool.Shutdown(dctx); err != nil {
+		log.Warn("workers killed at the drain timeout", "error", err)
+	}
+	log.Info("stopped")
+	return status
+}
+
+// nginxAddr writes a listen address as nginx's fastcgi_pass wants it.
+func nginxAddr(network, addr string) string {
+	if network == "unix" {
+		return "unix:" + addr
+	}
+	return addr
+}
+
+// newLogger builds the root logger: text (coloured on a terminal) or JSON.
+func newLogger(cfg *Config, w io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "wsgi-fcgi",
+		Level:      hclog.LevelFromString(cfg.LogLevel),
+		Output:     w,
+		JSONFormat: cfg.LogFormat == "json",
+		Color:      hclog.AutoColor,
+	})
+}

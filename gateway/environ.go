@@ -1,0 +1,116 @@
+// environ.go: the PEP 3333 environ, built from the CGI params a web server sends, as pure
+// functions over the params.
+
+package gateway
+
+import (
+	"bytes"
+	"strconv"
+)
+
+// Params is what the environ is built from: the web server's CGI params in wire order.
+// *fcgi.Params satisfies it.
+type Params interface {
+	Len() int
+	At(i int) (name, value []byte)
+}
+
+// cgiRequest holds the params the gateway interprets; the rest pass through unchanged.
+type cgiRequest struct {
+	scriptName, pathInfo  []byte
+	requestURI, docURI    []byte
+	contentLength         []byte
+	hasContentLength      bool
+	https, requestScheme  []byte
+	transferEncodingValue []byte
+}
+
+// paramAction says what happens to one param when the environ is built.
+type paramAction uint8
+
+const (
+	passParam paramAction = iota // copy to the environ as it is
+	dropParam                    // never reaches the app
+	heldParam                    // interpreted, written later by the gateway
+)
+
+// classify decides the fate of one param and records the ones the gateway interprets.
+func (c *cgiRequest) classify(name, value []byte) paramAction {
+	switch string(name) {
+	case "HTTP_PROXY":
+		// httpoxy (CVE-2016-5385): a client's "Proxy:" header must not look like the
+		// HTTP_PROXY variable that HTTP libraries read from the environment.
+		return dropParam
+	case "SCRIPT_NAME":
+		c.scriptName = value
+		return heldParam
+	case "PATH_INFO":
+		c.pathInfo = value
+		return heldParam
+	case "CONTENT_LENGTH":
+		c.contentLength, c.hasContentLength = value, true
+		return heldParam
+	case "HTTP_TRANSFER_ENCODING":
+		c.transferEncodingValue = value
+		return heldParam
+	case "REQUEST_URI":
+		c.requestURI = value
+	case "DOCUMENT_URI":
+		c.docURI = value
+	case "HTTPS":
+		c.https = value
+	case "REQUEST_SCHEME":
+		c.requestScheme = value
+	}
+	return passParam
+}
+
+// urlScheme is wsgi.url_scheme: from HTTPS (RFC 3875 leaves it out; Apache, nginx and Caddy
+// send "on" over TLS) or REQUEST_SCHEME. A client's X-Forwarded-Proto never decides it.
+func (c *cgiRequest) urlScheme() string {
+	if len(c.https) > 0 && !bytes.EqualFold(c.https, []byte("off")) && !bytes.Equal(c.https, []byte("0")) {
+		return "https"
+	}
+	if bytes.EqualFold(c.requestScheme, []byte("https")) {
+		return "https"
+	}
+	return "http"
+}
+
+// declaredLength parses CONTENT_LENGTH. ok is false when the web server sent none that is
+// usable: absent, empty, negative (Caddy sends -1 for a chunked body) or not a number.
+func (c *cgiRequest) declaredLength() (n int64, ok bool) {
+	if !c.hasContentLength || len(c.contentLength) == 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(c.contentLength), 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+// splitPath returns SCRIPT_NAME and PATH_INFO for the app.
+//
+// With a mount prefix, the request path (what the web server calls the script and the path
+// info, joined) is split at the mount when it starts with it at a "/" boundary.
+// Without one, a PATH_INFO from the web server is kept with its SCRIPT_NAME; when there is no
+// PATH_INFO, the whole path is in SCRIPT_NAME (nginx's stock fastcgi_params, Apache's
+// ProxyPass) and the app is taken to live at the root: SCRIPT_NAME "" and PATH_INFO the path.
+// PEP 3333: SCRIPT_NAME never ends in "/" (a lone "/" is the root, "").
+func splitPath(mount, scriptName, pathInfo []byte) (script, path []byte) {
+	if len(mount) > 0 {
+		full := scriptName
+		if len(pathInfo) > 0 {
+			full = append(append(make([]byte, 0, len(scriptName)+len(pathInfo)), scriptName...), pathInfo...)
+		}
+		if rest, ok := bytes.CutPrefix(full, mount); ok && (len(rest) == 0 || rest[0] == '/') {
+			return mount, rest
+		}
+		return nil, full
+	}
+	if len(pathInfo) == 0 {
+		return nil, scriptName
+	}
+	return bytes.TrimRight(scriptName, "/"), pathInfo
+}

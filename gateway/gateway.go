@@ -1,0 +1,262 @@
+// Package gateway turns FastCGI requests into WSGI requests: it builds the PEP 3333 environ
+// from the web server's CGI params, gives the app a body with a true CONTENT_LENGTH, hands the
+// request to the worker pool, and writes the app's response back as CGI output
+// ("Status:" line, headers, body). It also answers for the pool when it cannot serve: 503 when
+// every worker is busy past the queue's limits, 502 when a worker dies holding the request,
+// 500 when the app's headers are invalid.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/wsgi-fcgi/wsgi-fcgi/fcgi"
+	"github.com/wsgi-fcgi/wsgi-fcgi/pyrunner"
+)
+
+// Dispatcher runs a request on a worker; *pyrunner.Pool implements it.
+type Dispatcher interface {
+	Do(ctx context.Context, req *pyrunner.Request, w pyrunner.ResponseWriter) error
+}
+
+// Options configure a Gateway. Zero values take the defaults given per field.
+type Options struct {
+	// Mount is the URL prefix the app lives under ("/app"); "" derives it per front end.
+	Mount string
+	// MaxBody bounds a request body in bytes: a larger declared CONTENT_LENGTH, or a body
+	// without a length that grows past it, gets 413. 0 means no limit.
+	MaxBody int64
+	// SpoolMemory is how much of a body without a length is kept in memory before the rest
+	// goes to a temp file (default 1 MiB).
+	SpoolMemory int
+	// TempDir holds spool files (default os.TempDir()).
+	TempDir string
+	// Logger receives request errors (default: discarded).
+	Logger hclog.Logger
+}
+
+// Gateway is the fcgi.Handler that serves WSGI apps through a Dispatcher.
+type Gateway struct {
+	opts  Options
+	mount []byte
+	pool  Dispatcher
+	log   hclog.Logger
+	state sync.Pool // *requestState
+}
+
+// New returns a Gateway serving requests through pool.
+func New(pool Dispatcher, opts Options) *Gateway {
+	if opts.SpoolMemory <= 0 {
+		opts.SpoolMemory = 1 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	g := &Gateway{opts: opts, mount: []byte(NormalizeMount(opts.Mount)), pool: pool, log: opts.Logger}
+	g.state.New = func() any { return &requestState{cgi: make([]byte, 0, 1024)} }
+	return g
+}
+
+// NormalizeMount returns the mount prefix in the form SCRIPT_NAME takes: a leading "/", no
+// trailing "/", and "" for the root.
+func NormalizeMount(m string) string {
+	m = strings.TrimRight(m, "/")
+	if m != "" && !strings.HasPrefix(m, "/") {
+		m = "/" + m
+	}
+	return m
+}
+
+// requestState is the per-request scratch, pooled.
+type requestState struct {
+	req pyrunner.Request
+	cgi []byte // CGI header block being written
+	w   *fcgi.ResponseWriter
+}
+
+// ServeFCGI implements fcgi.Handler.
+func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
+	st := g.state.Get().(*requestState)
+	defer func() {
+		st.w = nil
+		st.req.Reset()
+		g.state.Put(st)
+	}()
+	st.w = w
+	req := &st.req
+	req.Reset()
+
+	var c cgiRequest
+	for i, n := 0, r.Params.Len(); i < n; i++ {
+		name, value := r.Params.At(i)
+		if c.classify(name, value) == passParam {
+			req.EnvBytes(name, value)
+		}
+	}
+	script, path := splitPath(g.mount, c.scriptName, c.pathInfo)
+	req.Env("SCRIPT_NAME", script)
+	req.Env("PATH_INFO", path)
+	req.EnvString("wsgi.url_scheme", c.urlScheme())
+
+	cleanup, status := g.prepareBody(req, &c, r)
+	if cleanup != nil {
+		defer cleanup()
+	}
+	if status != 0 {
+		g.plainError(w, status, "")
+		return
+	}
+	if err := g.pool.Do(r.Context(), req, (*cgiWriter)(st)); err != nil {
+		g.fail(w, &c, err)
+	}
+}
+
+// prepareBody settles CONTENT_LENGTH and the body the worker reads. A body without a usable
+// length is spooled first, because most frameworks read CONTENT_LENGTH and ignore
+// wsgi.input_terminated. It returns a non-zero HTTP status when the request must be refused.
+func (g *Gateway) prepareBody(req *pyrunner.Request, c *cgiRequest, r *fcgi.Request) (cleanup func(), status int) {
+	length, ok := c.declaredLength()
+	switch {
+	case ok:
+		// With a length, a Transfer-Encoding the web server passed on no longer applies
+		// (nginx de-chunks a body and still sends the client's header): it is dropped.
+		if g.opts.MaxBody > 0 && length > g.opts.MaxBody {
+			g.log.Warn("request body over the limit", "uri", string(c.requestURI), "length", length, "max_body", g.opts.MaxBody)
+			return nil, 413
+		}
+		req.Env("CONTENT_LENGTH", c.contentLength)
+		if !g.inline(req, r.Body, length) {
+			return nil, 400
+		}
+		return nil, 0
+	case r.Body.Complete() && r.Body.Buffered() == 0:
+		// No body at all: keep what the web server said (often CONTENT_LENGTH "").
+		if c.hasContentLength {
+			req.Env("CONTENT_LENGTH", c.contentLength)
+		}
+		if c.transferEncodingValue != nil {
+			req.Env("HTTP_TRANSFER_ENCODING", c.transferEncodingValue)
+		}
+		return nil, 0
+	}
+	sp, err := spool(r.Body, g.opts.SpoolMemory, g.opts.MaxBody, g.opts.TempDir)
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			g.log.Warn("request body over the limit", "uri", string(c.requestURI), "max_body", g.opts.MaxBody)
+			return nil, 413
+		}
+		g.log.Warn("request body not received", "uri", string(c.requestURI), "error", err)
+		return nil, 400
+	}
+	req.EnvString("CONTENT_LENGTH", strconv.FormatInt(sp.size, 10))
+	if !g.inline(req, sp, sp.size) {
+		sp.Close()
+		return nil, 400
+	}
+	return sp.Close, 0
+}
+
+// inline puts the start of the body in the REQUEST frame: all of it when it has arrived and is
+// small, otherwise what is already buffered; the rest is read when the app asks. It reports
+// false when the buffered bytes could not be read (the request was aborted).
+func (g *Gateway) inline(req *pyrunner.Request, body io.Reader, length int64) bool {
+	avail := int64(0)
+	if b, ok := body.(interface{ Buffered() int }); ok {
+		avail = int64(b.Buffered())
+	}
+	n := min(avail, length)
+	buf := req.InlineBody(int(n))
+	if _, err := io.ReadFull(body, buf); err != nil {
+		return false
+	}
+	if rest := length - int64(len(buf)); rest > 0 {
+		req.Body = &io.LimitedReader{R: body, N: rest}
+	}
+	return true
+}
+
+// cgiWriter adapts the fcgi response to the pool's ResponseWriter: the status and headers
+// become a CGI header block, written with the body into the same output buffer.
+type cgiWriter requestState
+
+func (cw *cgiWriter) WriteHeader(status []byte, h pyrunner.Header) error {
+	b := append(cw.cgi[:0], "Status: "...)
+	b = append(b, status...)
+	b = append(b, '\r', '\n')
+	h.Each(func(name, value []byte) {
+		b = append(b, name...)
+		b = append(b, ':', ' ')
+		b = append(b, value...)
+		b = append(b, '\r', '\n')
+	})
+	b = append(b, '\r', '\n')
+	cw.cgi = b
+	_, err := cw.w.Write(b)
+	return err
+}
+
+func (cw *cgiWriter) Write(p []byte) (int, error) { return cw.w.Write(p) }
+func (cw *cgiWriter) Flush() error                { return cw.w.Flush() }
+
+// fail answers for a request the pool could not serve.
+func (g *Gateway) fail(w *fcgi.ResponseWriter, c *cgiRequest, err error) {
+	var xe *pyrunner.ExchangeError
+	switch {
+	case errors.Is(err, pyrunner.ErrQueueFull), errors.Is(err, pyrunner.ErrQueueTimeout):
+		g.log.Warn("request refused: no free worker", "uri", string(c.requestURI), "error", err)
+		g.plainError(w, 503, "Retry-After: 1\r\n")
+	case errors.Is(err, pyrunner.ErrClosed):
+		g.plainError(w, 503, "Retry-After: 1\r\n")
+	case errors.As(err, &xe) && xe.Started:
+		// The status went out already: cut the response so the web server does not pass a
+		// truncated body off as whole.
+		if !errors.Is(err, fcgi.ErrConnClosed) {
+			g.log.Error("response cut short", "uri", string(c.requestURI), "error", err)
+		}
+		w.Abort()
+	case errors.As(err, &xe) && errors.Is(err, pyrunner.ErrBadHeader):
+		g.log.Error("app sent an invalid response header", "uri", string(c.requestURI), "error", err)
+		g.plainError(w, 500, "")
+	case errors.As(err, &xe):
+		g.log.Error("worker failed", "uri", string(c.requestURI), "error", err)
+		g.plainError(w, 502, "")
+	case errors.Is(err, context.Canceled):
+		// The web server aborted the request while it waited for a worker.
+	default:
+		// An error writing to the web server: it went away; nothing to answer.
+		if !errors.Is(err, fcgi.ErrConnClosed) && !errors.Is(err, fcgi.ErrRequestAborted) {
+			g.log.Debug("response not delivered", "uri", string(c.requestURI), "error", err)
+		}
+	}
+}
+
+// plainError writes a short text/plain response of the gateway's own.
+func (g *Gateway) plainError(w *fcgi.ResponseWriter, status int, extraHeaders string) {
+	text := statusText(status)
+	fmt.Fprintf(w, "Status: %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n%s\r\n%d %s\n", status, text, extraHeaders, status, text)
+}
+
+func statusText(code int) string {
+	switch code {
+	case 400:
+		return "Bad Request"
+	case 413:
+		return "Content Too Large"
+	case 500:
+		return "Internal Server Error"
+	case 502:
+		return "Bad Gateway"
+	case 503:
+		return "Service Unavailable"
+	case 504:
+		return "Gateway Timeout"
+	}
+	return "Error"
+}
