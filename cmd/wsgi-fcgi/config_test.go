@@ -1,0 +1,75 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadConfig(t *testing.T) {
+	cases := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		check   func(c *Config) bool
+		wantErr string
+	}{
+		{name: "defaults", check: func(c *Config) bool {
+			return c.Listen == "127.0.0.1:9000" && c.Python == "python3" && c.Workers > 0 && c.MaxBody == 1<<30 && c.LogFormat == "text"
+		}},
+		{name: "env", env: map[string]string{"WSGI_FCGI_APP": "site.wsgi", "WSGI_FCGI_WORKERS": "3", "WSGI_FCGI_LOG_FORMAT": "json", "WSGI_FCGI_MAX_BODY": "10MiB", "WSGI_FCGI_QUEUE_TIMEOUT": "2s"},
+			check: func(c *Config) bool {
+				return c.App == "site.wsgi" && c.Workers == 3 && c.LogFormat == "json" && c.MaxBody == 10<<20 && c.QueueTimeout == 2*time.Second
+			}},
+		{name: "flag wins over env", env: map[string]string{"WSGI_FCGI_WORKERS": "3", "WSGI_FCGI_LISTEN": "/tmp/a.sock"},
+			args:  []string{"--workers", "5", "--listen", "[::1]:9001"},
+			check: func(c *Config) bool { return c.Workers == 5 && c.Listen == "[::1]:9001" }},
+		{name: "bad env value", env: map[string]string{"WSGI_FCGI_WORKERS": "many"}, wantErr: "WORKERS"},
+		{name: "bad size", args: []string{"--max-body", "lots"}, wantErr: "invalid size"},
+		{name: "bad log format", args: []string{"--log-format", "xml"}, wantErr: "--log-format"},
+		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},
+		{name: "chdir must exist", args: []string{"--chdir", "/nonexistent/dir"}, wantErr: "not a directory"},
+		{name: "stray argument", args: []string{"site.wsgi"}, wantErr: "--app"},
+		{name: "unknown flag", args: []string{"--bogus"}, wantErr: "bogus"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			c, err := loadConfig(tc.args, io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one mentioning %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Errorf("unexpected config: %+v", c)
+			}
+		})
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	cases := map[string]int64{"0": 0, "1048576": 1 << 20, "512KiB": 512 << 10, "100MiB": 100 << 20, "1GiB": 1 << 30, "10MB": 10e6, "2G": 2 << 30, " 5 MiB ": 5 << 20}
+	for in, want := range cases {
+		var b ByteSize
+		if err := b.Set(in); err != nil || int64(b) != want {
+			t.Errorf("Set(%q) = %d, %v; want %d", in, b, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1", "1.5GiB", "lots", "99999999999999GiB"} {
+		var b ByteSize
+		if err := b.Set(bad); err == nil {
+			t.Errorf("Set(%q) accepted: %d", bad, b)
+		}
+	}
+	if s := ByteSize(1 << 30); s.String() != "1GiB" {
+		t.Errorf("String = %q", s.String())
+	}
+}

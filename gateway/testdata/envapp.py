@@ -1,0 +1,19 @@
+"""Test app for gateway tests: answers with what it sees, as JSON."""
+import hashlib
+import json
+
+
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/boom":
+        raise RuntimeError("boom")
+    if path == "/badheader":
+        start_response("200 OK", [("X-Evil", "a\r\nSet-Cookie: injected=1")])
+        return [b"should not be seen"]
+    body = environ["wsgi.input"].read()
+    seen = {k: v for k, v in environ.items() if isinstance(v, str)}
+    seen["body_len"] = len(body)
+    seen["body_sha256"] = hashlib.sha256(body).hexdigest()
+    out = json.dumps(seen).encode("utf-8")
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
+    return [out]
