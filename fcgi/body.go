@@ -1,0 +1,238 @@
+// This file holds Body, the request's FCGI_STDIN stream: a bounded buffer the
+// connection's read loop fills and the handler drains.
+
+package fcgi
+
+import (
+	"errors"
+	"io"
+	"sync"
+)
+
+const (
+	// bodyBlockSize is the unit of body buffering; blocks are pooled.
+	bodyBlockSize = 16 << 10
+
+	// bodyMaxBuffered bounds what one request may hold unread. When a body
+	// is full the read loop stops reading the connection until the handler
+	// has read bodyResume bytes: a handler that does not read its body stalls
+	// every request multiplexed on its connection, FCGI_ABORT_REQUEST
+	// included. (Spooling large bodies instead is future work.)
+	bodyMaxBuffered = 256 << 10
+	bodyResume      = 64 << 10
+
+	// bodyRing is the number of block slots: a partly read first block and
+	// a partly written last block can straddle one extra block.
+	bodyRing = bodyMaxBuffered/bodyBlockSize + 1
+)
+
+type bodyBlock [bodyBlockSize]byte
+
+var bodyBlockPool = sync.Pool{New: func() any { return new(bodyBlock) }}
+
+// errBodyAfterReturn is returned by Body.Read once ServeFCGI has returned.
+var errBodyAfterReturn = errors.New("fcgi: body read after handler returned")
+
+// Body is the request's FCGI_STDIN stream. Read returns io.EOF after the
+// empty FCGI_STDIN record that ends the stream, ErrRequestAborted after
+// FCGI_ABORT_REQUEST, and ErrConnClosed when the connection died before the
+// stream was complete.
+//
+// At most 256 KiB are buffered per request; while that much is unread the
+// connection is not read any further, so a handler must read its body (or
+// return) for other requests on the same connection to progress. Once
+// ServeFCGI returns, the rest of the stream is read and discarded.
+//
+// A Body is safe for use by one reader goroutine at a time.
+type Body struct {
+	mu       sync.Mutex
+	readable sync.Cond // signaled when data, EOF or an error arrives
+	writable sync.Cond // signaled when room appears or the handler is done
+
+	ring       [bodyRing]*bodyBlock
+	head, cnt  int // ring slots in use: ring[head], ..., ring[head+cnt-1]
+	roff, woff int // read offset in the first block, write offset in the last
+	n          int // bytes buffered
+
+	eof    bool  // the empty FCGI_STDIN record arrived
+	err    error // ErrRequestAborted or ErrConnClosed
+	closed bool  // the handler returned: discard input
+
+	readerWaiting, writerWaiting bool
+}
+
+func (b *Body) init() {
+	b.readable.L = &b.mu
+	b.writable.L = &b.mu
+}
+
+// Read reads the next bytes of the stream.
+func (b *Body) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	b.mu.Lock()
+	for b.n == 0 && !b.eof && b.err == nil && !b.closed {
+		b.readerWaiting = true
+		b.readable.Wait()
+	}
+	b.readerWaiting = false
+	switch {
+	case b.err != nil:
+		err := b.err
+		b.mu.Unlock()
+		return 0, err
+	case b.closed:
+		b.mu.Unlock()
+		return 0, errBodyAfterReturn
+	case b.n == 0:
+		b.mu.Unlock()
+		return 0, io.EOF
+	}
+	nr := 0
+	for nr < len(p) && b.n > 0 {
+		blk := b.ring[b.head]
+		end := bodyBlockSize
+		if b.cnt == 1 {
+			end = b.woff
+		}
+		m := copy(p[nr:], blk[b.roff:end])
+		nr += m
+		b.n -= m
+		b.roff += m
+		if b.roff == end {
+			b.popBlock()
+		}
+	}
+	if b.writerWaiting && b.n <= bodyMaxBuffered-bodyResume {
+		b.writable.Signal()
+	}
+	b.mu.Unlock()
+	return nr, nil
+}
+
+// Buffered returns the number of bytes Read can return without blocking.
+func (b *Body) Buffered() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil || b.closed {
+		return 0
+	}
+	return b.n
+}
+
+// Complete reports whether the whole stream, up to the empty FCGI_STDIN
+// record, has arrived. With Complete true, Read never waits on the network.
+func (b *Body) Complete() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.eof
+}
+
+// popBlock returns the first block to the pool. Called with b.mu held.
+func (b *Body) popBlock() {
+	bodyBlockPool.Put(b.ring[b.head])
+	b.ring[b.head] = nil
+	b.head = (b.head + 1) % bodyRing
+	b.cnt--
+	b.roff = 0
+	if b.cnt == 0 {
+		b.head, b.woff = 0, 0
+	}
+}
+
+// freeLocked drops everything buffered. Called with b.mu held.
+func (b *Body) freeLocked() {
+	for b.cnt > 0 {
+		b.popBlock()
+	}
+	b.n = 0
+}
+
+// write appends as much of p as fits and returns how much it consumed. It
+// never blocks: when the body is full it returns less than len(p) and the
+// caller waits with waitRoom. Input is consumed and dropped once the handler
+// has returned or the request has failed. Called by the read loop only.
+func (b *Body) write(p []byte) int {
+	b.mu.Lock()
+	if b.closed || b.err != nil {
+		b.mu.Unlock()
+		return len(p)
+	}
+	total := 0
+	for len(p) > 0 && b.n < bodyMaxBuffered {
+		if b.cnt == 0 || b.woff == bodyBlockSize {
+			b.ring[(b.head+b.cnt)%bodyRing] = bodyBlockPool.Get().(*bodyBlock)
+			b.cnt++
+			b.woff = 0
+		}
+		blk := b.ring[(b.head+b.cnt-1)%bodyRing]
+		room := min(bodyBlockSize-b.woff, bodyMaxBuffered-b.n)
+		m := copy(blk[b.woff:b.woff+room], p)
+		b.woff += m
+		b.n += m
+		total += m
+		p = p[m:]
+	}
+	if b.readerWaiting {
+		b.readable.Signal()
+	}
+	b.mu.Unlock()
+	return total
+}
+
+// waitRoom blocks the read loop until the handler has made room, returned,
+// or the request failed, or until c is closed. It reports whether c is
+// still alive.
+func (b *Body) waitRoom(c *conn) bool {
+	b.mu.Lock()
+	// Publish b before testing c.dead, so that close either sees b or is seen.
+	c.waiting.Store(b)
+	for b.n > bodyMaxBuffered-bodyResume && !b.closed && b.err == nil && !c.dead.Load() {
+		b.writerWaiting = true
+		b.writable.Wait()
+	}
+	b.writerWaiting = false
+	c.waiting.Store(nil)
+	b.mu.Unlock()
+	return !c.dead.Load()
+}
+
+// wakeWriter wakes the read loop if it waits in waitRoom.
+func (b *Body) wakeWriter() {
+	b.mu.Lock()
+	b.writable.Broadcast()
+	b.mu.Unlock()
+}
+
+// setEOF records the empty FCGI_STDIN record.
+func (b *Body) setEOF() {
+	b.mu.Lock()
+	b.eof = true
+	if b.readerWaiting {
+		b.readable.Signal()
+	}
+	b.mu.Unlock()
+}
+
+// fail makes Read return err from now on and drops what is buffered.
+// ErrConnClosed does not fail a stream that is already complete.
+func (b *Body) fail(err error) {
+	b.mu.Lock()
+	if b.err == nil && !(err == ErrConnClosed && b.eof) {
+		b.err = err
+		b.freeLocked()
+	}
+	b.readable.Broadcast()
+	b.writable.Broadcast()
+	b.mu.Unlock()
+}
+
+// close is called when the handler returns: input is discarded from now on.
+func (b *Body) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.freeLocked()
+	b.writable.Broadcast()
+	b.mu.Unlock()
+}

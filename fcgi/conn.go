@@ -1,0 +1,645 @@
+// This file holds one transport connection: its read loop, which alone owns
+// the map of requests, the handler goroutines it launches, and the
+// mutex-guarded writes that all requests on the connection share.
+
+package fcgi
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrProtocol is wrapped by the errors passed to Server.ConnError when the
+// web server broke the FastCGI protocol or this package's limits: a bad
+// version, a truncated record, a record for a request that was never begun,
+// a params stream over 1 MiB, a malformed name-value pair.
+var ErrProtocol = errors.New("fcgi: protocol error")
+
+// errCloseConn ends the read loop without an error: FCGI_KEEP_CONN was not
+// set, or the connection was closed on purpose.
+var errCloseConn = errors.New("fcgi: connection closed by server")
+
+const (
+	readBufSize = 64 << 10
+
+	// minSweep is the request map size at which finished requests are first
+	// swept out of it. Web servers reuse small ids, so it is seldom reached.
+	minSweep = 64
+
+	// lingerTimeout bounds how long a connection closed without
+	// FCGI_KEEP_CONN keeps reading a body nobody wants.
+	lingerTimeout = 5 * time.Second
+
+	// idleClosed marks inflight once closeIfIdle has closed the connection.
+	idleClosed = math.MinInt32 / 2
+)
+
+var readerPool sync.Pool
+
+// conn is one transport connection from the web server.
+type conn struct {
+	srv    *Server
+	rwc    io.ReadWriteCloser
+	remote net.Addr
+
+	// Owned by the read loop.
+	br      *bufio.Reader
+	reqs    map[uint16]*request
+	pending []*request // params complete, handler not launched yet
+	sweepAt int
+	small   [32]byte // scratch for the records the read loop sends
+
+	wmu sync.Mutex // serializes writes to rwc
+
+	dead      atomic.Bool // no more writes: closed, broken, or half-closed
+	closeOnce sync.Once
+	waiting   atomic.Pointer[Body] // body the read loop waits on for room
+	inflight  atomic.Int32         // requests begun and not yet ended
+	refs      atomic.Int32         // the read loop and running handlers
+	reported  atomic.Bool
+	done      chan struct{} // closed when refs drops to zero
+}
+
+func newConn(s *Server, rwc io.ReadWriteCloser, remote net.Addr) *conn {
+	c := &conn{
+		srv:     s,
+		rwc:     rwc,
+		remote:  remote,
+		reqs:    make(map[uint16]*request),
+		sweepAt: minSweep,
+		done:    make(chan struct{}),
+	}
+	c.refs.Store(1)
+	return c
+}
+
+// serve runs the read loop, then tears the connection down.
+func (c *conn) serve() {
+	if v := readerPool.Get(); v != nil {
+		c.br = v.(*bufio.Reader)
+		c.br.Reset(c.rwc)
+	} else {
+		c.br = bufio.NewReaderSize(c.rwc, readBufSize)
+	}
+	err := c.readLoop()
+
+	// An error after the connection was closed on purpose is the echo of
+	// that close; EOF is the web server closing, which is its right.
+	if !c.dead.Load() && err != io.EOF && err != errCloseConn {
+		c.report(err)
+	}
+	c.close()
+	for _, req := range c.reqs {
+		switch {
+		case req == ignoreStdin || req == ignoreAll:
+		case !req.launched:
+			req.dropParams()
+		default:
+			req.body.fail(ErrConnClosed)
+			req.r.cancelCtx(ErrConnClosed)
+		}
+	}
+	clear(c.reqs)
+	clear(c.pending)
+	c.pending = nil
+	c.br.Reset(nil)
+	readerPool.Put(c.br)
+	c.br = nil
+	c.release()
+}
+
+func (c *conn) readLoop() error {
+	var h header
+	for {
+		if err := c.readHeader(&h); err != nil {
+			return err
+		}
+		if err := c.handleRecord(&h); err != nil {
+			return err
+		}
+		// "requires receivers to interpret the paddingLength and skip the
+		// paddingData"
+		if err := c.discard(int(h.paddingLen)); err != nil {
+			return err
+		}
+	}
+}
+
+// beforeRead is called before any read that may need a syscall: handlers
+// whose params are complete start now, with every record that was already
+// buffered delivered.
+func (c *conn) beforeRead() {
+	if len(c.pending) > 0 {
+		c.launchPending()
+	}
+}
+
+func (c *conn) launchPending() {
+	for i, req := range c.pending {
+		c.pending[i] = nil
+		if req.dropped {
+			continue
+		}
+		req.launched = true
+		c.refs.Add(1)
+		go c.runHandler(req)
+	}
+	c.pending = c.pending[:0]
+}
+
+func (c *conn) readHeader(h *header) error {
+	if c.br.Buffered() < headerLen {
+		c.beforeRead()
+	}
+	b, err := c.br.Peek(headerLen)
+	if err != nil {
+		if len(b) == 0 && err == io.EOF {
+			return io.EOF
+		}
+		return c.readErr(err)
+	}
+	h.decode(b)
+	c.br.Discard(headerLen)
+	if h.version != version1 {
+		return fmt.Errorf("%w: unsupported version %d", ErrProtocol, h.version)
+	}
+	return nil
+}
+
+func (c *conn) readErr(err error) error {
+	if err == io.EOF {
+		return fmt.Errorf("%w: truncated record: %w", ErrProtocol, io.ErrUnexpectedEOF)
+	}
+	return fmt.Errorf("fcgi: read: %w", err)
+}
+
+// next returns up to n bytes, at least one, from the read buffer, reading
+// the connection only if nothing is buffered. The caller consumes them with
+// c.br.Discard before the next read.
+func (c *conn) next(n int) ([]byte, error) {
+	if c.br.Buffered() == 0 {
+		c.beforeRead()
+		if _, err := c.br.Peek(1); err != nil {
+			return nil, c.readErr(err)
+		}
+	}
+	b, _ := c.br.Peek(min(n, c.br.Buffered()))
+	return b, nil
+}
+
+func (c *conn) discard(n int) error {
+	for n > 0 {
+		b, err := c.next(n)
+		if err != nil {
+			return err
+		}
+		c.br.Discard(len(b))
+		n -= len(b)
+	}
+	return nil
+}
+
+func (c *conn) readFull(dst []byte) error {
+	for len(dst) > 0 {
+		b, err := c.next(len(dst))
+		if err != nil {
+			return err
+		}
+		m := copy(dst, b)
+		c.br.Discard(m)
+		dst = dst[m:]
+	}
+	return nil
+}
+
+// handleRecord consumes the content of the record whose header is h.
+func (c *conn) handleRecord(h *header) error {
+	n := int(h.contentLen)
+	if h.id == nullRequestID {
+		if h.typ == typeGetValues {
+			return c.getValues(n)
+		}
+		return c.unknownType(h.typ, n)
+	}
+	switch h.typ {
+	case typeBeginRequest:
+		return c.beginRequest(h.id, n)
+	case typeAbortRequest:
+		return c.abortRequest(h.id, n)
+	case typeParams:
+		return c.params(h.id, n)
+	case typeStdin:
+		return c.stdin(h.id, n)
+	case typeData:
+		// Only the Filter role, which is refused, has a data stream.
+		if _, err := c.lookup(h.id, h.typ); err != nil {
+			return err
+		}
+		return c.discard(n)
+	}
+	return c.unknownType(h.typ, n)
+}
+
+// unknownType answers a record type this package does not take: "When an
+// application receives a management record whose type T it does not
+// understand, the application responds with {FCGI_UNKNOWN_TYPE, 0, {T}}."
+// Application records of odd types get the same answer.
+func (c *conn) unknownType(t recType, n int) error {
+	if err := c.discard(n); err != nil {
+		return err
+	}
+	return c.write(appendUnknownType(c.small[:0], t))
+}
+
+// getValues answers FCGI_GET_VALUES. "If the application doesn't understand
+// a variable name that was included in the query, it omits that name from
+// the response."
+func (c *conn) getValues(n int) error {
+	q := make([]byte, n)
+	if err := c.readFull(q); err != nil {
+		return err
+	}
+	out := make([]byte, headerLen, 128)
+	var seen [3]bool
+	for len(q) > 0 {
+		off, nl, _, size, err := pairAt(q)
+		if err != nil {
+			return fmt.Errorf("%w: FCGI_GET_VALUES: %w", ErrProtocol, err)
+		}
+		name := q[off : off+int(nl)]
+		q = q[size:]
+		var i int
+		var v int
+		switch string(name) {
+		case "FCGI_MAX_CONNS":
+			i, v = 0, c.srv.maxConns()
+		case "FCGI_MAX_REQS":
+			i, v = 1, c.srv.maxReqs()
+		case "FCGI_MPXS_CONNS":
+			i, v = 2, 1 // requests on one connection run concurrently
+		default:
+			continue
+		}
+		if !seen[i] {
+			seen[i] = true
+			out = appendPair(out, string(name), strconv.Itoa(v))
+		}
+	}
+	putHeader(out, typeGetValuesResult, nullRequestID, len(out)-headerLen)
+	return c.write(out)
+}
+
+func (c *conn) lookup(id uint16, t recType) (*request, error) {
+	req, ok := c.reqs[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s for unknown request id %d", ErrProtocol, t, id)
+	}
+	return req, nil
+}
+
+func (c *conn) beginRequest(id uint16, n int) error {
+	if n != beginBodyLen {
+		return fmt.Errorf("%w: FCGI_BEGIN_REQUEST of %d bytes", ErrProtocol, n)
+	}
+	var b [beginBodyLen]byte
+	if err := c.readFull(b[:]); err != nil {
+		return err
+	}
+	role := Role(binary.BigEndian.Uint16(b[:]))
+	keepConn := b[2]&flagKeepConn != 0
+
+	if old, ok := c.reqs[id]; ok && old != ignoreStdin && old != ignoreAll && !old.done.Load() {
+		return fmt.Errorf("%w: FCGI_BEGIN_REQUEST for active request id %d", ErrProtocol, id)
+	}
+	if role != RoleResponder && role != RoleAuthorizer {
+		// "FCGI_UNKNOWN_ROLE: rejecting a new request. This happens when
+		// the Web server has specified a role that is unknown to the
+		// application." Filter is known, but not served.
+		c.reqs[id] = ignoreAll
+		if err := c.write(appendEndRequest(c.small[:0], id, 0, statusUnknownRole)); err != nil {
+			return err
+		}
+		if !keepConn {
+			return errCloseConn
+		}
+		return nil
+	}
+	if len(c.reqs) >= c.sweepAt {
+		c.sweep()
+	}
+	c.reqs[id] = newRequest(c, id, role, keepConn)
+	c.inflight.Add(1)
+	return nil
+}
+
+// sweep drops finished requests from the map. One whose body is still
+// arriving becomes ignoreStdin, so the rest is discarded.
+func (c *conn) sweep() {
+	for id, req := range c.reqs {
+		if req == ignoreStdin || req == ignoreAll || !req.done.Load() {
+			continue
+		}
+		if req.stdinDone {
+			delete(c.reqs, id)
+		} else {
+			c.reqs[id] = ignoreStdin
+		}
+	}
+	c.sweepAt = max(minSweep, 2*len(c.reqs))
+}
+
+func (c *conn) abortRequest(id uint16, n int) error {
+	if err := c.discard(n); err != nil {
+		return err
+	}
+	req, ok := c.reqs[id]
+	if !ok || req == ignoreStdin || req == ignoreAll || req.done.Load() {
+		// The abort crossed our FCGI_END_REQUEST on the wire.
+		return nil
+	}
+	if req.launched {
+		// The handler's FCGI_END_REQUEST goes out when it returns.
+		req.body.fail(ErrRequestAborted)
+		req.r.cancelCtx(ErrRequestAborted)
+		return nil
+	}
+	// No handler yet: "After receiving {FCGI_ABORT_REQUEST, R}, the
+	// application responds as soon as possible with {FCGI_END_REQUEST, R,
+	// {FCGI_REQUEST_COMPLETE, appStatus}}."
+	req.dropped = true
+	req.dropParams()
+	if req.stdinDone {
+		delete(c.reqs, id)
+	} else {
+		c.reqs[id] = ignoreStdin
+	}
+	err := c.write(appendEndRequest(c.small[:0], id, 0, statusRequestComplete))
+	c.endInflight()
+	if err != nil {
+		return err
+	}
+	if !req.r.KeepConn {
+		return errCloseConn
+	}
+	return nil
+}
+
+func (c *conn) params(id uint16, n int) error {
+	req, err := c.lookup(id, typeParams)
+	if err != nil {
+		return err
+	}
+	if req == ignoreStdin || req == ignoreAll {
+		return c.discard(n)
+	}
+	if req.paramsDone {
+		return fmt.Errorf("%w: FCGI_PARAMS after the end of the stream (request %d)", ErrProtocol, id)
+	}
+	if n == 0 {
+		return c.endParams(req)
+	}
+	if req.pb == nil {
+		req.pb = getParamBuf()
+	}
+	if len(req.pb.b)+n > maxParamsSize {
+		return fmt.Errorf("%w: params of request %d exceed %d bytes", ErrProtocol, id, maxParamsSize)
+	}
+	for n > 0 {
+		b, err := c.next(n)
+		if err != nil {
+			return err
+		}
+		req.pb.b = append(req.pb.b, b...)
+		c.br.Discard(len(b))
+		n -= len(b)
+	}
+	return nil
+}
+
+// endParams decodes the params and queues the handler: it starts before
+// the next read that needs a syscall.
+func (c *conn) endParams(req *request) error {
+	req.paramsDone = true
+	if pb := req.pb; pb != nil {
+		req.pb = nil
+		if err := req.r.Params.parse(pb.b, pb.idx); err != nil {
+			putParamBuf(pb)
+			return fmt.Errorf("%w: params of request %d: %w", ErrProtocol, req.r.ID, err)
+		}
+		pb.idx = req.r.Params.idx // keep the grown index with its buffer
+		req.r.Params.pb = pb
+	}
+	c.pending = append(c.pending, req)
+	return nil
+}
+
+func (c *conn) stdin(id uint16, n int) error {
+	req, err := c.lookup(id, typeStdin)
+	if err != nil {
+		return err
+	}
+	switch {
+	case req == ignoreAll:
+		return c.discard(n)
+	case req == ignoreStdin:
+		if n == 0 {
+			delete(c.reqs, id)
+		}
+		return c.discard(n)
+	case !req.paramsDone:
+		return fmt.Errorf("%w: FCGI_STDIN before the end of FCGI_PARAMS (request %d)", ErrProtocol, id)
+	case req.stdinDone:
+		return c.discard(n) // a second end of stream: harmless
+	}
+	if n == 0 {
+		req.stdinDone = true
+		req.body.setEOF()
+		if req.done.Load() {
+			delete(c.reqs, id)
+		}
+		return nil
+	}
+	for n > 0 {
+		b, err := c.next(n)
+		if err != nil {
+			return err
+		}
+		m := req.body.write(b)
+		c.br.Discard(m)
+		n -= m
+		if m < len(b) {
+			// The body is full: its handler must run to drain it.
+			c.launchPending()
+			if !req.body.waitRoom(c) {
+				return errCloseConn
+			}
+		}
+	}
+	return nil
+}
+
+// runHandler is the goroutine of one request.
+func (c *conn) runHandler(req *request) {
+	ok := false
+	defer func() {
+		if !ok {
+			// A panic, or runtime.Goexit: the response is in an unknown
+			// state, so the connection goes.
+			if p := recover(); p != nil {
+				stack := make([]byte, 32<<10)
+				stack = stack[:runtime.Stack(stack, false)]
+				c.report(fmt.Errorf("fcgi: panic serving request %d: %v\n%s", req.r.ID, p, stack))
+			}
+			c.close()
+		}
+		c.endRequest(req, ok)
+		c.release()
+	}()
+	c.srv.Handler.ServeFCGI(&req.w, &req.r)
+	ok = true
+}
+
+// endRequest ends the request after its handler returned; ok is false after
+// a panic.
+func (c *conn) endRequest(req *request, ok bool) {
+	req.body.close()
+	req.r.Params.release()
+	// Inactive from here: a new FCGI_BEGIN_REQUEST may reuse the id as soon
+	// as the web server has our FCGI_END_REQUEST.
+	req.done.Store(true)
+	if ok {
+		req.w.finish()
+	} else {
+		req.w.done = true
+		req.w.release()
+	}
+	req.r.cancelCtx(context.Canceled)
+	c.endInflight()
+	if !req.r.KeepConn {
+		// "If zero, the application closes the connection after responding
+		// to this request."
+		c.closeAfterResponse(req.body.Complete())
+	}
+}
+
+// dropParams frees the params of a request whose handler never runs.
+func (req *request) dropParams() {
+	if req.pb != nil {
+		putParamBuf(req.pb)
+		req.pb = nil
+	}
+	req.r.Params.release()
+}
+
+// write sends b under the write mutex.
+func (c *conn) write(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.dead.Load() {
+		return ErrConnClosed
+	}
+	if _, err := c.rwc.Write(b); err != nil {
+		c.close()
+		return fmt.Errorf("%w: %w", ErrConnClosed, err)
+	}
+	return nil
+}
+
+// writeBuffers sends v with writev where the connection supports it.
+func (c *conn) writeBuffers(v *net.Buffers) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.dead.Load() {
+		return ErrConnClosed
+	}
+	if _, err := v.WriteTo(c.rwc); err != nil {
+		c.close()
+		return fmt.Errorf("%w: %w", ErrConnClosed, err)
+	}
+	return nil
+}
+
+// close closes the connection. The read loop ends, failing the bodies and
+// canceling the contexts of the requests still running.
+func (c *conn) close() {
+	c.closeOnce.Do(func() {
+		c.dead.Store(true)
+		c.rwc.Close()
+		if b := c.waiting.Load(); b != nil {
+			b.wakeWriter()
+		}
+	})
+}
+
+// closeAfterResponse closes a connection whose request did not ask
+// FCGI_KEEP_CONN. If the body was not read to its end, closing a TCP socket
+// with unread input sends a reset that can destroy the response before the
+// web server has read it: half-close instead, and let the read loop discard
+// input until the web server closes its side, or lingerTimeout passes.
+func (c *conn) closeAfterResponse(bodyComplete bool) {
+	type halfCloser interface {
+		CloseWrite() error
+		SetReadDeadline(time.Time) error
+	}
+	hc, ok := c.rwc.(halfCloser)
+	if bodyComplete || !ok {
+		c.close()
+		return
+	}
+	c.wmu.Lock()
+	c.dead.Store(true)
+	c.wmu.Unlock()
+	if hc.CloseWrite() != nil || hc.SetReadDeadline(time.Now().Add(lingerTimeout)) != nil {
+		c.close()
+		return
+	}
+	if b := c.waiting.Load(); b != nil {
+		b.wakeWriter()
+	}
+}
+
+// closeIfIdle closes the connection if no request is in flight, and reports
+// whether the connection is closed.
+func (c *conn) closeIfIdle() bool {
+	if c.inflight.CompareAndSwap(0, idleClosed) {
+		c.close()
+	}
+	return c.dead.Load()
+}
+
+// endInflight counts a request out; a draining server closes the
+// connection when it goes idle.
+func (c *conn) endInflight() {
+	if c.inflight.Add(-1) == 0 && c.srv.inShutdown.Load() {
+		c.closeIfIdle()
+	}
+}
+
+// report passes the connection's first error to Server.ConnError.
+func (c *conn) report(err error) {
+	if c.reported.Swap(true) {
+		return
+	}
+	if f := c.srv.ConnError; f != nil {
+		f(c.remote, err)
+	}
+}
+
+// release drops a reference; the last one untracks the connection.
+func (c *conn) release() {
+	if c.refs.Add(-1) == 0 {
+		c.srv.untrack(c)
+		close(c.done)
+	}
+}

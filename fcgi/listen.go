@@ -1,0 +1,69 @@
+// This file holds Listen, which turns a listen address into a TCP or unix
+// socket listener, replacing a stale unix socket file.
+
+package fcgi
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Listen listens on addr: "host:port", "[::1]:port" or ":9000" for TCP;
+// "unix:/path", or any address containing "/", for a unix socket.
+//
+// A unix socket file left behind by a dead process is replaced, but only
+// when a connection to it is refused; a socket something still answers on,
+// or a file that is not a socket, is an error. The listener removes the
+// socket file when it is closed.
+func Listen(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		return listenUnix(path)
+	}
+	if strings.Contains(addr, "/") {
+		return listenUnix(addr)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("fcgi: %w", err)
+	}
+	return l, nil
+}
+
+func listenUnix(path string) (net.Listener, error) {
+	if path == "" {
+		return nil, errors.New("fcgi: listen: empty unix socket path")
+	}
+	l, err := net.Listen("unix", path)
+	if err == nil {
+		return l, nil
+	}
+	if !errors.Is(err, syscall.EADDRINUSE) || strings.HasPrefix(path, "@") {
+		return nil, fmt.Errorf("fcgi: %w", err)
+	}
+	fi, serr := os.Lstat(path)
+	if serr != nil || fi.Mode().Type() != os.ModeSocket {
+		return nil, fmt.Errorf("fcgi: %w", err)
+	}
+	c, derr := net.DialTimeout("unix", path, time.Second)
+	if derr == nil {
+		c.Close()
+		return nil, fmt.Errorf("fcgi: listen %s: another process is serving on it: %w", path, err)
+	}
+	if !errors.Is(derr, syscall.ECONNREFUSED) {
+		return nil, fmt.Errorf("fcgi: listen %s: socket file exists and probing it failed (%v): %w", path, derr, err)
+	}
+	// Nobody is listening: the file is stale.
+	if rerr := os.Remove(path); rerr != nil && !os.IsNotExist(rerr) {
+		return nil, fmt.Errorf("fcgi: remove stale socket: %w", rerr)
+	}
+	l, err = net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("fcgi: %w", err)
+	}
+	return l, nil
+}

@@ -1,0 +1,238 @@
+// This file holds ResponseWriter, the request's FCGI_STDOUT and FCGI_STDERR
+// output: records are built in a pooled buffer and leave in as few write
+// syscalls as possible.
+
+package fcgi
+
+import (
+	"errors"
+	"net"
+	"sync"
+)
+
+const (
+	// outBufSize is the per-request output buffer. A response that fits,
+	// with its end records, leaves in one write.
+	outBufSize = 32 << 10
+
+	// endReserve keeps room in the buffer for the records that end a
+	// request: empty FCGI_STDOUT, empty FCGI_STDERR, FCGI_END_REQUEST.
+	endReserve = 3*headerLen + endBodyLen
+
+	// maxVecRecords is how many records of a large write go in one writev.
+	maxVecRecords = 64
+)
+
+// An open record is patched in place, so it must not outgrow one record.
+const _ = uint(maxContent + headerLen - outBufSize)
+
+// outBuf is the pooled output state of one request.
+type outBuf struct {
+	b    [outBufSize]byte
+	hdrs [maxVecRecords * headerLen]byte
+	iov  [2*maxVecRecords + 1][]byte
+	vec  net.Buffers
+}
+
+var outBufPool = sync.Pool{New: func() any { return new(outBuf) }}
+
+var (
+	errWriteAfterReturn = errors.New("fcgi: write after handler returned")
+	errAborted          = errors.New("fcgi: response aborted")
+)
+
+// ResponseWriter writes the FCGI_STDOUT and FCGI_STDERR streams of one
+// request.
+//
+// Output is buffered: consecutive writes to one stream share a record, and
+// a handler that writes a small response and returns causes one write
+// syscall carrying the output records, the empty FCGI_STDOUT record that
+// ends the stream and FCGI_END_REQUEST. A write larger than the free buffer
+// is sent at once, together with what is buffered, with the caller's bytes
+// passed to writev uncopied. Flush sends what is buffered now.
+//
+// Once the connection is gone, writes fail with an error wrapping
+// ErrConnClosed; the handler should stop. A ResponseWriter must not be used
+// from several goroutines at once, nor after ServeFCGI returns.
+type ResponseWriter struct {
+	c  *conn
+	id uint16
+
+	ob       *outBuf
+	n        int     // bytes used in ob.b
+	openType recType // type of the record open at openAt, 0 if none
+	openAt   int
+
+	appStatus  uint32
+	stderrUsed bool
+	err        error // sticky
+	done       bool  // ServeFCGI returned
+	aborted    bool
+}
+
+// Write writes p to the FCGI_STDOUT stream: the CGI response, headers first.
+func (w *ResponseWriter) Write(p []byte) (int, error) {
+	return w.write(typeStdout, p)
+}
+
+// WriteStderr writes p to the FCGI_STDERR stream, which web servers log.
+func (w *ResponseWriter) WriteStderr(p []byte) (int, error) {
+	w.stderrUsed = true
+	return w.write(typeStderr, p)
+}
+
+// SetAppStatus sets the appStatus of FCGI_END_REQUEST, the application's
+// exit status in CGI terms. The default is 0.
+func (w *ResponseWriter) SetAppStatus(code int32) { w.appStatus = uint32(code) }
+
+// Flush sends what is buffered.
+func (w *ResponseWriter) Flush() error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	if w.n == 0 {
+		return nil
+	}
+	w.closeRecord()
+	err := w.c.write(w.ob.b[:w.n])
+	w.n = 0
+	if err != nil {
+		w.err = err
+	}
+	return err
+}
+
+// Abort closes the connection without ending the request: the web server
+// sees a broken response rather than a complete one. Use it when the
+// response is known to be wrong after part of it was sent. Other requests
+// multiplexed on the connection fail too.
+func (w *ResponseWriter) Abort() {
+	if w.done || w.aborted {
+		return
+	}
+	w.aborted = true
+	w.err = errors.Join(ErrConnClosed, errAborted)
+	w.release()
+	w.c.close()
+}
+
+func (w *ResponseWriter) check() error {
+	switch {
+	case w.err != nil:
+		return w.err
+	case w.done:
+		return errWriteAfterReturn
+	case w.c.dead.Load():
+		w.err = ErrConnClosed
+		return w.err
+	}
+	return nil
+}
+
+// room returns how many content bytes of type t fit in the buffer.
+func (w *ResponseWriter) room(t recType) int {
+	r := outBufSize - endReserve - w.n
+	if w.openType != t {
+		r -= headerLen
+	}
+	return r
+}
+
+func (w *ResponseWriter) write(t recType, p []byte) (int, error) {
+	if err := w.check(); err != nil {
+		return 0, err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if w.ob == nil {
+		w.ob = outBufPool.Get().(*outBuf)
+	}
+	if len(p) <= w.room(t) {
+		if w.openType != t {
+			w.closeRecord()
+			w.openType, w.openAt = t, w.n
+			w.n += headerLen
+		}
+		w.n += copy(w.ob.b[w.n:], p)
+		return len(p), nil
+	}
+	if err := w.writeLarge(t, p); err != nil {
+		w.err = err
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// closeRecord patches the open record's header with its length.
+func (w *ResponseWriter) closeRecord() {
+	if w.openType == 0 {
+		return
+	}
+	putHeader(w.ob.b[w.openAt:], w.openType, w.id, w.n-w.openAt-headerLen)
+	w.openType = 0
+}
+
+// writeLarge sends the buffered records followed by p, cut into records
+// whose headers are interleaved with slices of p: one writev per
+// maxVecRecords records, and no copy of p.
+func (w *ResponseWriter) writeLarge(t recType, p []byte) error {
+	w.closeRecord()
+	ob := w.ob
+	defer clear(ob.iov[:]) // do not keep the caller's memory reachable
+	for len(p) > 0 {
+		iov := ob.iov[:0]
+		if w.n > 0 {
+			iov = append(iov, ob.b[:w.n])
+			w.n = 0
+		}
+		for i := 0; i < maxVecRecords && len(p) > 0; i++ {
+			m := min(len(p), maxContent)
+			h := ob.hdrs[i*headerLen : (i+1)*headerLen]
+			putHeader(h, t, w.id, m)
+			iov = append(iov, h, p[:m])
+			p = p[m:]
+		}
+		ob.vec = iov
+		if err := w.c.writeBuffers(&ob.vec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish ends the request after ServeFCGI returned: the last output, the
+// empty FCGI_STDOUT record ("a stream ... followed by an empty record"), the
+// empty FCGI_STDERR record if that stream was used, and FCGI_END_REQUEST,
+// all in one write.
+func (w *ResponseWriter) finish() {
+	defer w.release()
+	if w.check() != nil {
+		w.done = true
+		return
+	}
+	w.done = true
+	if w.ob == nil {
+		w.ob = outBufPool.Get().(*outBuf)
+	}
+	w.closeRecord()
+	b := w.ob.b[:w.n]
+	b = appendHeader(b, typeStdout, w.id, 0)
+	if w.stderrUsed {
+		b = appendHeader(b, typeStderr, w.id, 0)
+	}
+	b = appendEndRequest(b, w.id, w.appStatus, statusRequestComplete)
+	if err := w.c.write(b); err != nil {
+		w.err = err
+	}
+}
+
+// release returns the buffer to the pool.
+func (w *ResponseWriter) release() {
+	if w.ob != nil {
+		w.ob.vec = nil
+		outBufPool.Put(w.ob)
+		w.ob = nil
+	}
+	w.n, w.openType = 0, 0
+}
