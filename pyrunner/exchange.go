@@ -272,4 +272,3 @@ func (wk *worker) drainToEnd(bodyEOF bool) (bool, error) {
 		}
 	}
 }
-

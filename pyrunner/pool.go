@@ -260,7 +260,12 @@ func (p *Pool) respawn(delay time.Duration) {
 			return
 		}
 		delay = min(max(2*delay, time.Second), 30*time.Second)
-		p.log.Error("worker start failed", "error", err, "retry_in", delay)
+		var le *LoadError
+		if errors.As(err, &le) && le.Traceback != "" {
+			p.log.Error("worker start failed", "error", err, "retry_in", delay, "traceback", le.Traceback)
+		} else {
+			p.log.Error("worker start failed", "error", err, "retry_in", delay)
+		}
 	}
 }
 

@@ -21,9 +21,9 @@ import (
 
 // Runner exit statuses (runner.py): the pool tells an app that cannot load from a crash.
 const (
-	exitUsage   = 2
-	exitBoot    = 3
-	exitAppLoad = 4
+	exitChannel = 1 // the channel broke or a frame was malformed
+	exitUsage   = 2 // started without the cookie or the channel
+	exitAppLoad = 4 // the app cannot be loaded (a FATAL frame says why)
 )
 
 // worker owns one Python process and its end of the channel. Only the goroutine that holds
@@ -49,10 +49,12 @@ type worker struct {
 // ErrNoPython: the interpreter named in Options.Python does not exist.
 var ErrNoPython = errors.New("python interpreter not found")
 
-// LoadError is returned when the app cannot be loaded: the runner's one-line explanation.
+// LoadError is returned when the app cannot be loaded: the runner's one-line explanation
+// and, when Python raised, its traceback.
 type LoadError struct {
-	App     string
-	Message string
+	App       string
+	Message   string
+	Traceback string
 }
 
 func (e *LoadError) Error() string { return e.Message }
@@ -160,7 +162,9 @@ func (w *worker) handshake(timeout time.Duration, app string) error {
 			w.log.Debug("worker ready", "info", string(r.payload))
 			return nil
 		case r.h.typ == frameFatal:
-			return &LoadError{App: app, Message: strings.TrimSpace(string(r.payload))}
+			// PROTOCOL.md: the first line is the message, the rest the traceback.
+			msg, tb, _ := strings.Cut(string(r.payload), "\n")
+			return &LoadError{App: app, Message: strings.TrimSpace(msg), Traceback: strings.TrimSpace(tb)}
 		default:
 			return fmt.Errorf("worker %d: %w: %v frame before READY", w.id, errProtocol, r.h.typ)
 		}
@@ -176,7 +180,7 @@ func (w *worker) exitError(app string) error {
 		switch ee.ExitCode() {
 		case exitAppLoad:
 			return &LoadError{App: app, Message: fmt.Sprintf("cannot load %q (see the worker's log above)", app)}
-		case exitUsage, exitBoot:
+		case exitUsage, exitChannel:
 			return fmt.Errorf("worker %d could not start (exit status %d; see its log above)", w.id, ee.ExitCode())
 		}
 	}

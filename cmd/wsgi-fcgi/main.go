@@ -99,8 +99,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// The app is loaded before anything listens: a broken app or interpreter is one line and
 	// exit status 2, and the web server never sees a half-started gateway.
 	if err := pool.Start(ctx); err != nil {
-		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
 		var le *pyrunner.LoadError
+		if errors.As(err, &le) && le.Traceback != "" {
+			log.Debug("app load failed", "traceback", le.Traceback)
+		}
+		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
 		if errors.As(err, &le) || errors.Is(err, pyrunner.ErrNoPython) {
 			return exitConfig
 		}

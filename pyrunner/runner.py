@@ -1,0 +1,897 @@
+"""The Python side of wsgi-fcgi: one long-lived worker that runs a WSGI (PEP 3333) app.
+
+The gateway (Go, pyrunner/*.go) embeds this file, writes it to a private directory and starts it:
+
+    python runner.py --app module:callable [--chdir DIR] [--pythonpath P1:P2...]
+
+with WSGI_FCGI_RUNNER_COOKIE and WSGI_FCGI_RUNNER_FD in the environment. The worker imports the
+app once, sends READY on the channel (a unix socket on that fd), then serves one request at a
+time until the channel closes. The wire -- frames, the marshal environ, the header block, what
+happens at every break -- is specified in PROTOCOL.md next to this file; the code below follows
+it and names its sections rather than repeating it.
+
+Its shape mirrors a gunicorn worker: import the app once, loop over requests, finish the current
+request on SIGTERM, exit when the channel closes or the parent process changes.
+
+Standard library only, CPython 3.8 to 3.13. stdout and stderr belong to the app (the gateway
+relays them to its log); the runner's own log lines are hclog-style JSON objects on stderr.
+
+Exit status: 0 the channel closed, SIGTERM, or the parent went away; 1 a channel or protocol
+error; 2 not started by the gateway (no cookie) or bad arguments; 4 the app could not be loaded;
+or the status of a sys.exit() the app called while serving a request (after its answer).
+"""
+
+import argparse
+import datetime
+import importlib
+import json
+import marshal
+import os
+import signal
+import socket
+import struct
+import sys
+import traceback
+
+PROTOCOL_VERSION = 1
+COOKIE_VAR = "WSGI_FCGI_RUNNER_COOKIE"
+COOKIE = "wsgi-fcgi-runner-v1"
+FD_VAR = "WSGI_FCGI_RUNNER_FD"
+
+EXIT_OK = 0
+EXIT_CHANNEL = 1
+EXIT_USAGE = 2
+EXIT_APP_LOAD = 4  # as gunicorn's APP_LOAD_ERROR: the pool backs off instead of crash-looping
+
+# Frame types (PROTOCOL.md, "Frames").
+REQUEST = 1
+BODY = 2
+READY = 16
+FATAL = 17
+START = 18
+DATA = 19
+READ = 21
+
+# Frame flags.
+EOF = 0x01
+END = 0x02
+ERROR = 0x04
+
+MAX_PAYLOAD = 16 << 20  # the largest frame payload either side may send
+MAX_CHUNK = 1 << 20  # the most response body bytes the runner puts in one frame
+READ_MIN = 64 << 10  # a READ asks for at least this much (unless less is left) ...
+READ_MAX = 1 << 20  # ... and at most this much
+RECV_SIZE = 256 << 10  # initial size of the receive buffer; it grows for bigger frames
+SMALL_FRAME = 1 << 10  # frames up to this size are joined and sent with send(), not sendmsg
+MAX_HEADER_BLOCK = 1 << 20  # the gateway drops a worker whose START has a bigger header block
+
+FRAME = struct.Struct("<IBBH")  # payload length, type, flags, reserved
+FRAME_U32 = struct.Struct("<IBBHI")  # a frame header and the uint32 that opens START and READ
+U32 = struct.Struct("<I")
+
+# The runner's own answer when the app fails before START: no traceback reaches the client.
+ERROR_BODY = b"Internal Server Error\n"
+ERROR_BLOCK = (
+    "500 Internal Server Error\0Content-Type\0text/plain; charset=utf-8\0Content-Length\0%d"
+    % len(ERROR_BODY)
+).encode("latin-1")
+
+
+def log(level, message, **fields):
+    """Write one hclog-style JSON line to stderr; the gateway relays it at `level`.
+
+    Never called on the hot path. Writes to sys.__stderr__ so that an app replacing sys.stderr
+    does not capture the runner's lines.
+    """
+    entry = {
+        "@level": level,
+        "@message": message,
+        "@module": "runner",
+        "@timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds"),
+    }
+    entry.update(fields)
+    stream = sys.__stderr__
+    try:
+        stream.write(json.dumps(entry) + "\n")
+        stream.flush()
+    except (OSError, ValueError, AttributeError):
+        pass  # stderr is gone: there is nowhere left to say anything
+
+
+class ChannelError(BaseException):
+    """The channel to the gateway closed, failed, or carried a frame that breaks PROTOCOL.md.
+
+    It derives from BaseException, like SystemExit, so that an app's `except Exception` around a
+    wsgi.input read or a write() call cannot swallow it: the worker must stop, not go on with a
+    channel in an unknown state.
+    """
+
+
+class Stop(BaseException):
+    """Raised by the SIGTERM handler while the worker is idle, to leave the blocking recv."""
+
+
+class Channel:
+    """The framed socket to the gateway (PROTOCOL.md, "The channel" and "Frames").
+
+    Frames are received into one preallocated bytearray: a recv_into usually brings a whole
+    REQUEST frame in one system call, and each frame is handed out as a memoryview into the
+    buffer, so nothing is copied until a caller copies it. Each frame is sent with one system
+    call: sendmsg of its pieces, so a big body chunk is never concatenated with its header.
+    """
+
+    __slots__ = ("sock", "buf", "view", "start", "end")
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = bytearray(RECV_SIZE)
+        self.view = memoryview(self.buf)
+        self.start = 0  # buf[start:end] holds received bytes not handed out yet
+        self.end = 0
+
+    def recv(self):
+        """Return the next frame as (type, flags, payload), or None if the channel closed.
+
+        payload is a memoryview into the receive buffer and is valid only until the next call:
+        a caller copies what must outlive it.
+        """
+        if self.end - self.start < 8 and not self._fill(8):
+            return None
+        length, ftype, flags, _ = FRAME.unpack_from(self.buf, self.start)
+        if length > MAX_PAYLOAD:
+            raise ChannelError("frame of %d bytes is over the 16 MiB limit" % length)
+        size = 8 + length
+        if self.end - self.start < size:
+            self._fill(size)
+        start = self.start
+        stop = start + size
+        if stop == self.end:
+            self.start = self.end = 0  # all consumed: the next recv_into starts at offset 0
+        else:
+            self.start = stop
+        return ftype, flags, self.view[start + 8:stop]
+
+    def _fill(self, need):
+        """Receive until `need` bytes are buffered; return False at EOF with nothing buffered."""
+        if self.start + need > len(self.buf):
+            # Too little room after start: move the pending bytes to the front, into a larger
+            # buffer if need be. A new bytearray, not a resize: payload views handed out earlier
+            # may still point into the old one.
+            pending = self.buf[self.start:self.end]
+            if need > len(self.buf):
+                self.buf = bytearray(max(need, 2 * len(self.buf)))
+                self.view = memoryview(self.buf)
+            self.buf[:len(pending)] = pending
+            self.start, self.end = 0, len(pending)
+        while self.end - self.start < need:
+            if self.end == 0:
+                n = self.sock.recv_into(self.buf)
+            else:
+                n = self.sock.recv_into(self.view[self.end:])
+            if not n:
+                if self.end == self.start:
+                    return False
+                raise ChannelError("channel closed in the middle of a frame")
+            self.end += n
+        return True
+
+    def send(self, parts, total):
+        """Send the buffers in `parts` (`total` bytes) with one system call.
+
+        Up to SMALL_FRAME bytes the pieces are joined and sent with send(): cheaper than the
+        scatter list of sendmsg for tiny buffers (measured here: about 0.4 us of 3). Bigger frames
+        go out with sendmsg, so a body chunk is never copied.
+
+        A blocking unix socket sends everything in one call unless a signal interrupts a big
+        send part way (PEP 475 retries only when nothing was sent); then send the rest.
+        """
+        sock = self.sock
+        try:
+            if total <= SMALL_FRAME:
+                parts = [b"".join(parts)]
+                sent = sock.send(parts[0])
+            else:
+                sent = sock.sendmsg(parts)
+            while sent < total:
+                parts = _skip(parts, sent)
+                total -= sent
+                sent = sock.sendmsg(parts)
+        except OSError as e:
+            raise ChannelError("sending to the gateway: %s" % e)
+
+    def send_frame(self, ftype, flags, payload=b""):
+        """Send one frame whose payload is a single buffer."""
+        self.send([FRAME.pack(len(payload), ftype, flags, 0), payload], 8 + len(payload))
+
+    def send_start(self, flags, block, body):
+        """Send START: the header block and the first body bytes (PROTOCOL.md, "START")."""
+        length = 4 + len(block) + len(body)
+        self.send([FRAME_U32.pack(length, START, flags, 0, len(block)), block, body], 8 + length)
+
+    def send_data(self, flags, body):
+        """Send DATA with response body bytes."""
+        self.send([FRAME.pack(len(body), DATA, flags, 0), body], 8 + len(body))
+
+    def read_body(self, n):
+        """Ask for up to n more request body bytes (READ); return BODY's (bytes, flags)."""
+        self.send([FRAME_U32.pack(4, READ, 0, 0, n)], 12)
+        frame = self.recv()
+        if frame is None:
+            raise ChannelError("channel closed while waiting for BODY")
+        ftype, flags, payload = frame
+        if ftype != BODY:
+            raise ChannelError("frame type %d in answer to READ, want BODY" % ftype)
+        if len(payload) > n or (not payload and not flags & EOF):
+            raise ChannelError("BODY of %d bytes in answer to READ of %d" % (len(payload), n))
+        return bytes(payload), flags
+
+
+def _skip(parts, n):
+    """Return the buffers in `parts` without their first n bytes (after a partial send)."""
+    rest = []
+    for part in parts:
+        size = len(part)
+        if n >= size:
+            n -= size
+            continue
+        rest.append(memoryview(part)[n:] if n else part)
+        n = 0
+    return rest
+
+
+class Input:
+    """wsgi.input: the request body, never read past CONTENT_LENGTH.
+
+    Bytes come first from the REQUEST frame (the inline body), then from READ/BODY exchanges
+    made only when the app asks for more than is buffered. A READ asks for max(n, 64 KiB),
+    capped at what is left and at 1 MiB; the surplus stays buffered for the next read.
+    """
+
+    __slots__ = ("chan", "buf", "pos", "left", "cut")
+
+    def __init__(self, chan, buf, left):
+        self.chan = chan
+        self.buf = buf  # bytes received and not yet read are buf[pos:]
+        self.pos = 0
+        self.left = left  # bytes still to ask the gateway for; 0 when the body is all here
+        self.cut = False  # the gateway said the body was cut short (BODY with EOF|ERROR)
+
+    def _fetch(self, want):
+        """Make one READ/BODY exchange for at least `want` bytes (less if less is left)."""
+        if self.cut:
+            raise OSError("request body cut short: the client or web server went away")
+        n = min(max(want, READ_MIN), self.left, READ_MAX)
+        data, flags = self.chan.read_body(n)
+        if flags & ERROR:
+            # PROTOCOL.md, BODY: the read raises rather than pass a short body off as whole;
+            # every later read that needs more raises too.
+            self.cut = True
+            raise OSError("request body cut short: the client or web server went away")
+        self.left = 0 if flags & EOF else self.left - len(data)
+        return data
+
+    def read(self, size=-1):
+        """Read up to size bytes, or everything that is left when size is negative or None."""
+        buf, pos = self.buf, self.pos
+        avail = len(buf) - pos
+        if size is not None and 0 <= size <= avail:
+            self.pos = pos + size
+            return buf[pos:pos + size]
+        parts = [buf[pos:]]
+        self.buf, self.pos = b"", 0
+        if size is None or size < 0:
+            while self.left:
+                parts.append(self._fetch(READ_MAX))
+        else:
+            need = size - avail
+            while need > 0 and self.left:
+                data = self._fetch(need)
+                if len(data) > need:
+                    # Keep the surplus for the next read.
+                    parts.append(data[:need])
+                    self.buf, self.pos = data, need
+                    break
+                parts.append(data)
+                need -= len(data)
+        return b"".join(parts)
+
+    def readline(self, size=-1):
+        """Read one line, ending with b"\\n" unless the body ends first or size is reached."""
+        limit = -1 if size is None else size
+        parts = []
+        while True:
+            buf, pos = self.buf, self.pos
+            stop = len(buf) if limit < 0 else min(len(buf), pos + limit)
+            i = buf.find(b"\n", pos, stop)
+            if i >= 0:
+                stop = i + 1
+            parts.append(buf[pos:stop])
+            self.pos = stop
+            if i >= 0 or not self.left:
+                break
+            if limit >= 0:
+                limit -= stop - pos
+                if limit == 0:
+                    break
+            # The buffer is used up and the line goes on: get more of the body.
+            self.buf, self.pos = self._fetch(READ_MIN), 0
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def readlines(self, hint=-1):
+        """Read lines until the body ends, or until they hold at least hint bytes (hint > 0)."""
+        lines = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+
+# The wsgi.input of every request without a body: it holds nothing and never sends READ, so one
+# instance serves them all.
+NO_BODY = Input(None, b"", 0)
+
+
+class ErrorStream:
+    """wsgi.errors: a text stream writing to the current sys.stderr.
+
+    The runner makes stderr line-buffered at start (Python 3.8 buffers a piped stderr in
+    blocks), so each line reaches the gateway's log as it is written.
+    """
+
+    __slots__ = ()
+
+    def write(self, s):
+        return sys.stderr.write(s)
+
+    def writelines(self, lines):
+        sys.stderr.writelines(lines)
+
+    def flush(self):
+        sys.stderr.flush()
+
+
+class FileWrapper:
+    """wsgi.file_wrapper (PEP 3333, "Optional Platform-Specific File Handling").
+
+    Iterating yields filelike.read(blksize) blocks; close() closes the file. When the app
+    returns one of these, the runner skips the iteration and reads the file in 1 MiB blocks.
+    """
+
+    def __init__(self, filelike, blksize=8192):
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def __iter__(self):
+        read, blksize = self.filelike.read, self.blksize
+        while True:
+            data = read(blksize)
+            if not data:
+                return
+            yield data
+
+    def close(self):
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+
+# The environ keys that are the same for every request (PROTOCOL.md, "The environ encoding").
+STATIC = {
+    "wsgi.version": (1, 0),
+    "wsgi.errors": ErrorStream(),
+    "wsgi.multithread": False,
+    "wsgi.multiprocess": True,
+    "wsgi.run_once": False,
+    "wsgi.input_terminated": True,
+    "wsgi.file_wrapper": FileWrapper,
+}
+
+
+def encode_headers(status, headers):
+    """Return (header block, declared Content-Length or -1) for start_response's arguments.
+
+    The block is PROTOCOL.md's "header block". Raises TypeError or ValueError for a status or
+    header that is not a native latin-1 str, or that holds a NUL; PEP 3333 wants these errors
+    raised inside start_response, while the app still runs.
+    """
+    fields = [status]
+    append = fields.append
+    for name, value in headers:  # unpacking rejects items that are not pairs
+        append(name)
+        append(value)
+    try:
+        text = "\0".join(fields)
+    except TypeError:
+        raise TypeError(_describe_non_str(fields)) from None
+    # A NUL inside the status or a header would shift every field after it.
+    if text.count("\0") != len(fields) - 1:
+        raise ValueError("NUL character in the status or a header")
+    try:
+        block = text.encode("latin-1")
+    except UnicodeEncodeError as e:
+        raise ValueError("status and headers must be latin-1, got %r" % e.object[e.start:e.end]) from None
+    if len(block) > MAX_HEADER_BLOCK:
+        raise ValueError("status and headers take %d bytes, over the 1 MiB limit" % len(block))
+    return block, declared_length(text)
+
+
+def declared_length(text):
+    """Return the Content-Length in a NUL-joined status and header list, or -1 if none is usable.
+
+    A search in C rather than a Python loop over the headers (it costs the same for 2 headers
+    and a third of it for 8). A match is a header name only if an odd number of NULs come before
+    its first character: field 0 is the status, then names and values alternate.
+    """
+    lower = text.lower()  # same indices as text: latin-1 case mappings are one character to one
+    i = lower.find(CONTENT_LENGTH_FIELD)
+    while i >= 0:
+        if text.count("\0", 0, i + 1) % 2:
+            start = i + len(CONTENT_LENGTH_FIELD)
+            stop = text.find("\0", start)
+            value = (text[start:] if stop < 0 else text[start:stop]).strip()
+            return int(value) if value.isdigit() and value.isascii() else -1
+        i = lower.find(CONTENT_LENGTH_FIELD, i + 1)
+    return -1
+
+
+CONTENT_LENGTH_FIELD = "\0content-length\0"
+
+
+def _describe_non_str(fields):
+    """Name the first status or header field that is not a str (start_response's error)."""
+    for i, field in enumerate(fields):
+        if not isinstance(field, str):
+            if i == 0:
+                what = "status"
+            elif i % 2:
+                what = "header name %r" % (field,)
+            else:
+                what = "value of header %r" % (fields[i - 1],)
+            return "%s must be str, not %s" % (what, type(field).__name__)
+    return "status and headers must be str"
+
+
+class Response:
+    """One request's response: the start_response and write() callables and the frames they send.
+
+    Headers go out with the first non-empty body chunk (or at the end if there is none). The
+    frame that completes the response carries END: the last item of a list or tuple, the byte
+    that reaches a declared Content-Length, or an empty DATA after the iterable is exhausted.
+    """
+
+    __slots__ = ("chan", "input", "block", "length", "sent", "started", "done", "dropped")
+
+    def __init__(self, chan, input):
+        self.chan = chan
+        self.input = input
+        self.block = None  # header block from the last start_response, None before it
+        self.length = -1  # the Content-Length the app declared, or -1
+        self.sent = 0  # body bytes sent
+        self.started = False  # START is out: the headers can no longer change
+        self.done = False  # the frame with END is out
+        self.dropped = 0  # body bytes the app produced past its Content-Length
+
+    def start_response(self, status, headers, exc_info=None):
+        """PEP 3333's start_response, with its exc_info rules."""
+        if exc_info:
+            try:
+                if self.started:
+                    # Too late to change the response: let the app's error end it (END|ERROR).
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None  # drop the traceback reference, as PEP 3333 advises
+        elif self.block is not None:
+            raise RuntimeError("start_response() called a second time without exc_info")
+        self.block, self.length = encode_headers(status, headers)
+        return self.write
+
+    def write(self, data):
+        """PEP 3333's write(): data is sent before write returns."""
+        if self.block is None:
+            raise RuntimeError("write() called before start_response()")
+        if data:
+            self.send(data, False)
+
+    def send(self, data, last):
+        """Send one non-empty body chunk; last says it is the app's final one."""
+        if self.done:
+            # Only after END at a declared Content-Length: the rest of the iterable is extra.
+            self.dropped += len(data)
+            return
+        if self.block is None:
+            raise RuntimeError("the app produced a body before calling start_response()")
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError("response body must be bytes, not %s" % type(data).__name__)
+        size = len(data)
+        if self.length >= 0:
+            room = self.length - self.sent
+            if size >= room:
+                if size > room:
+                    self.dropped += size - room
+                    data, size = memoryview(data)[:room], room
+                last = True
+        self._frame(data, size, last)
+
+    def _frame(self, data, size, last):
+        """Send body bytes as START or DATA; over 1 MiB, as 1 MiB slices of one memoryview."""
+        if size > MAX_CHUNK:
+            view = memoryview(data)
+            for offset in range(0, size, MAX_CHUNK):
+                piece = view[offset:offset + MAX_CHUNK]
+                self._frame(piece, len(piece), last and offset + MAX_CHUNK >= size)
+            return
+        flags = END if last else 0
+        if self.started:
+            self.chan.send_data(flags, data)
+        else:
+            self.chan.send_start(flags, self.block, data)
+            self.started = True
+        self.sent += size
+        if last:
+            self.done = True
+            # A READ after END is a protocol error: whatever the app reads now ends here.
+            self.input.left = 0
+
+    def send_result(self, result):
+        """Send the iterable the app returned, then END. close() is the caller's job."""
+        if type(result) is FileWrapper:
+            read = result.filelike.read
+            while not self.done:
+                data = read(MAX_CHUNK)
+                if not data:
+                    break
+                self.send(data, False)
+        elif type(result) is list or type(result) is tuple:
+            # The last non-empty item goes out with END: a one-item response is one frame.
+            last = len(result) - 1
+            while last >= 0 and not result[last]:
+                last -= 1
+            for i in range(last + 1):
+                chunk = result[i]
+                if chunk:
+                    self.send(chunk, i == last)
+        else:
+            for chunk in result:
+                if chunk:
+                    self.send(chunk, False)
+        self.finish()
+
+    def finish(self):
+        """End the response after the app's body is all out."""
+        if self.done:
+            return
+        if self.block is None:
+            raise RuntimeError("the app returned without calling start_response()")
+        if self.started:
+            self.chan.send_data(END, b"")
+        else:
+            self.chan.send_start(END, self.block, b"")
+            self.started = True
+        self.done = True
+        self.input.left = 0
+
+    def fail(self, environ, message="app raised an exception"):
+        """Log the app's exception; answer 500 if nothing was sent yet, else cut the response."""
+        kind, exc, _ = sys.exc_info()
+        log(
+            "error",
+            message,
+            error=_one_line(kind, exc),
+            method=environ.get("REQUEST_METHOD", ""),
+            uri=str(environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")),
+            headers_sent=self.started,
+            traceback=traceback.format_exc(),
+        )
+        if self.done:
+            return
+        self.done = True
+        self.input.left = 0
+        if self.started:
+            self.chan.send_data(END | ERROR, b"")
+        else:
+            self.chan.send_start(END, ERROR_BLOCK, ERROR_BODY)
+            self.started = True
+
+
+def _one_line(kind, exc):
+    """Format an exception as one line: `Type: message`, or `Type` when it has no message."""
+    try:
+        message = " ".join(str(exc).split())
+    except Exception:
+        message = "(its message cannot be shown)"
+    return "%s: %s" % (kind.__name__, message) if message else kind.__name__
+
+
+def make_input(chan, environ, flags, body):
+    """Build wsgi.input from CONTENT_LENGTH, the REQUEST flags and the inline body (a memoryview)."""
+    length = environ.get("CONTENT_LENGTH")
+    if length and length.isdigit() and length.isascii():
+        length = int(length)
+    else:
+        length = -1
+    if flags & EOF:
+        left = 0  # the inline body is the whole body: never send READ
+    elif length < 0:
+        # The gateway always sends a true CONTENT_LENGTH with a body (PROTOCOL.md); should one be
+        # missing anyway, read until BODY carries EOF.
+        left = sys.maxsize
+    else:
+        left = max(0, length - len(body))
+    if 0 <= length < len(body):
+        body = body[:length]
+    if not left and not body:
+        return NO_BODY
+    return Input(chan, bytes(body), left)
+
+
+class Worker:
+    """The request loop: one REQUEST frame at a time until the channel closes or SIGTERM."""
+
+    def __init__(self, chan, app, ppid):
+        self.chan = chan
+        self.app = app
+        self.ppid = ppid  # the gateway's pid, taken at start: another parent means it is gone
+        self.idle = False  # blocked waiting for a REQUEST: SIGTERM may end the process at once
+        self.stopping = False  # SIGTERM arrived: exit after the current request
+
+    def on_term(self, signum, frame):
+        """SIGTERM (and SIGINT): finish the current request, or stop now when idle."""
+        self.stopping = True
+        if self.idle:
+            raise Stop()
+
+    def serve(self):
+        """Serve requests until told to stop; return the exit status."""
+        chan = self.chan
+        try:
+            while True:
+                # idle is set before the checks, so a SIGTERM that lands after them still
+                # interrupts the recv. (One landing after recv returned a REQUEST but before
+                # idle is cleared drops that request: the gateway answers it with a 502.)
+                self.idle = True
+                if self.stopping:
+                    log("info", "SIGTERM received: exiting")
+                    return EXIT_OK
+                if os.getppid() != self.ppid:
+                    log("warn", "parent process changed: exiting", ppid=os.getppid())
+                    return EXIT_OK
+                frame = chan.recv()
+                self.idle = False
+                if frame is None:
+                    return EXIT_OK  # the gateway closed the channel
+                ftype, flags, payload = frame
+                if ftype != REQUEST:
+                    raise ChannelError("frame type %d while waiting for REQUEST" % ftype)
+                self.handle(flags, payload)
+        except Stop:
+            log("info", "SIGTERM received while idle: exiting")
+            return EXIT_OK
+
+    def handle(self, flags, payload):
+        """Run the app for one REQUEST frame and send its response.
+
+        Errors are answered as PROTOCOL.md's "Behaviour at every break" says.
+        """
+        if len(payload) < 4:
+            raise ChannelError("REQUEST of %d bytes" % len(payload))
+        environ_end = 4 + U32.unpack_from(payload)[0]
+        if environ_end > len(payload):
+            raise ChannelError("REQUEST environ_len %d is past the frame's end" % (environ_end - 4))
+        try:
+            environ = marshal.loads(payload[4:environ_end])
+        except (EOFError, ValueError, TypeError) as e:
+            raise ChannelError("REQUEST environ does not decode: %s" % e)
+        if type(environ) is not dict:
+            raise ChannelError("REQUEST environ is a %s, not a dict" % type(environ).__name__)
+        environ.update(STATIC)
+        if flags & EOF and environ_end == len(payload):
+            body = NO_BODY  # the common case, a request without a body
+        else:
+            body = make_input(self.chan, environ, flags, payload[environ_end:])
+        environ["wsgi.input"] = body
+        response = Response(self.chan, body)
+        result = None
+        try:
+            result = self.app(environ, response.start_response)
+            response.send_result(result)
+        except Exception:
+            response.fail(environ)
+        except ChannelError:
+            raise
+        except BaseException:
+            # SystemExit or KeyboardInterrupt from the app: answer, then let it end the worker.
+            response.fail(environ)
+            raise
+        finally:
+            if result is not None:
+                self.close_result(result, response, environ)
+        if response.dropped:
+            log(
+                "warn",
+                "app produced more body than its Content-Length; the excess was dropped",
+                content_length=response.length,
+                dropped=response.dropped,
+                uri=environ.get("REQUEST_URI", ""),
+            )
+
+    def close_result(self, result, response, environ):
+        """Call the iterable's close(), if it has one, as PEP 3333 requires even after an error."""
+        try:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        except Exception:
+            # END, or the answer to the app's error, went out before close(): this is only logged.
+            response.fail(environ, "close() of the app's iterable raised an exception")
+
+
+def load_app(spec):
+    """Import `module:callable` (gunicorn's spelling) and return the callable.
+
+    `module` alone means `module:application`; the callable may be a dotted attribute path.
+    Raises AppLoadError with the one-line message that FATAL starts with.
+    """
+    module_name, _, attr_path = spec.partition(":")
+    attr_path = attr_path or "application"
+    if not module_name or not all(part.isidentifier() for part in attr_path.split(".")):
+        raise AppLoadError('app "%s": expected module:callable' % spec)
+    try:
+        module = importlib.import_module(module_name)
+    except (Exception, SystemExit) as e:
+        raise AppLoadError('cannot import "%s": %s' % (spec, _one_line(type(e), e))) from e
+    app = module
+    for part in attr_path.split("."):
+        try:
+            app = getattr(app, part)
+        except AttributeError:
+            raise AppLoadError('app "%s": module has no attribute "%s"' % (spec, attr_path)) from None
+    if not callable(app):
+        raise AppLoadError('app "%s": "%s" is not callable (%s)' % (spec, attr_path, type(app).__name__))
+    return app
+
+
+class AppLoadError(Exception):
+    """The app cannot be loaded; the message is the first line FATAL carries.
+
+    When the import raised, that exception is the __cause__.
+    """
+
+
+# FATAL frames are read with a 64 KiB buffer by the gateway: a longer traceback keeps its end.
+MAX_FATAL_TRACEBACK = 60 << 10
+
+
+def import_traceback(exc):
+    """Format the exception an import raised, without the runner's and importlib's frames.
+
+    Those frames only say that an import happened; what is left starts in the app's code. An
+    exception raised by importlib itself has no frames left: a SyntaxError still shows where,
+    a missing module has nothing to add to the first line (""). Very long tracebacks (deep
+    recursion) keep their last part.
+    """
+    tb = exc.__traceback__
+    while tb is not None and (
+        tb.tb_frame.f_globals is globals() or tb.tb_frame.f_globals.get("__name__", "").startswith("importlib")
+    ):
+        tb = tb.tb_next
+    text = "".join(traceback.format_exception(type(exc), exc, tb)).rstrip("\n")
+    if "\n" not in text:
+        return ""
+    if len(text) > MAX_FATAL_TRACEBACK:
+        text = "...\n" + text[-MAX_FATAL_TRACEBACK:]
+    return text
+
+
+def set_path(chdir, pythonpath):
+    """Change directory and put it first on sys.path, then the --pythonpath entries (as gunicorn).
+
+    Without --chdir the current directory goes first, as gunicorn's default chdir does. The
+    runner's own (temporary) directory, which Python put at sys.path[0], is removed.
+    """
+    here = os.path.realpath(os.path.dirname(os.path.abspath(__file__)))
+    if sys.path and os.path.realpath(sys.path[0] or ".") == here:
+        del sys.path[0]
+    if chdir:
+        try:
+            os.chdir(chdir)
+        except OSError as e:
+            raise AppLoadError('cannot chdir to "%s": %s' % (chdir, e.strerror or e))
+    entries = [os.getcwd()]
+    entries += [os.path.abspath(p) for p in (pythonpath or "").split(os.pathsep) if p]
+    sys.path[0:0] = entries
+
+
+def parse_args(argv):
+    """Parse the command line the gateway gives."""
+    parser = argparse.ArgumentParser(prog="runner.py", description="wsgi-fcgi's Python worker")
+    parser.add_argument("--app", required=True, help="module:callable, or module for module:application")
+    parser.add_argument("--chdir", help="change to DIR and import from it first")
+    parser.add_argument("--pythonpath", help="more directories for sys.path, separated by " + os.pathsep)
+    return parser.parse_args(argv)
+
+
+def open_channel():
+    """Return the channel socket named by WSGI_FCGI_RUNNER_FD, or None with a line on stderr."""
+    try:
+        fd = int(os.environ[FD_VAR])
+        sock = socket.socket(fileno=fd)
+        # Keep the channel out of processes the app spawns: they must not hold it open.
+        os.set_inheritable(fd, False)
+    except (KeyError, ValueError, OSError) as e:
+        sys.stderr.write("runner.py: %s does not name the channel socket: %s\n" % (FD_VAR, e))
+        return None
+    return Channel(sock)
+
+
+def main(argv=None):
+    """Check how the runner was started, then run the worker. Returns the exit status."""
+    ppid = os.getppid()  # the gateway, before anything can re-parent the process
+    if os.environ.get(COOKIE_VAR) != COOKIE:
+        sys.stderr.write(
+            "runner.py is the Python worker of wsgi-fcgi: the wsgi-fcgi gateway starts it, "
+            "it is not run by hand (%s is missing or wrong)\n" % COOKIE_VAR
+        )
+        return EXIT_USAGE
+    args = parse_args(argv)
+    chan = open_channel()
+    if chan is None:
+        return EXIT_USAGE
+    try:
+        return run(chan, args, ppid)
+    finally:
+        chan.sock.close()
+
+
+def run(chan, args, ppid):
+    """Load the app, say READY (or FATAL), serve. Returns the exit status."""
+    for name in (COOKIE_VAR, FD_VAR):
+        os.environ.pop(name, None)  # the app and its children have no use for them
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True)  # each line reaches the gateway's log at once
+        except (AttributeError, ValueError):
+            pass
+    try:
+        set_path(args.chdir, args.pythonpath)
+        app = load_app(args.app)
+    except AppLoadError as e:
+        # PROTOCOL.md, FATAL: the one-line message, then the traceback if Python raised. The
+        # gateway logs it (once at start-up, in full when a replacement fails), so not here.
+        payload = str(e)
+        tb = "" if e.__cause__ is None else import_traceback(e.__cause__)
+        if tb:
+            payload += "\n" + tb
+        try:
+            chan.send_frame(FATAL, 0, payload.encode("utf-8", "replace"))
+        except ChannelError:
+            pass
+        return EXIT_APP_LOAD
+    worker = Worker(chan, app, ppid)
+    signal.signal(signal.SIGTERM, worker.on_term)
+    signal.signal(signal.SIGINT, worker.on_term)
+    try:
+        version = "%d.%d.%d" % sys.version_info[:3]
+        ready = "protocol=%d pid=%d python=%s" % (PROTOCOL_VERSION, os.getpid(), version)
+        chan.send_frame(READY, 0, ready.encode("ascii"))
+        return worker.serve()
+    except ChannelError as e:
+        log("error", "channel error: exiting", error=str(e))
+        return EXIT_CHANNEL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

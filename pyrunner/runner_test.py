@@ -1,0 +1,1066 @@
+"""Tests of runner.py, the Python side of wsgi-fcgi, driven exactly as the Go gateway drives it.
+
+Each test starts the real runner as a subprocess with one end of a unix socketpair as its
+channel and plays the gateway on the other end: it encodes the environ in marshal format as
+PROTOCOL.md specifies, writes REQUEST frames, answers READ with BODY, and checks the frames
+that come back. The apps are small modules in testdata/runner/.
+
+Run from the repository root:
+
+    python3 -m unittest discover -s pyrunner -p 'runner_test.py'
+
+Standard library only. RUNNER_PYTHON names another interpreter to run the runner with (the
+tests themselves run under the current one). RUNNER_BENCH=1 makes the benchmark longer and adds a
+cProfile summary of the runner's hot path.
+"""
+
+import collections
+import hashlib
+import io
+import json
+import marshal
+import os
+import pstats
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.dont_write_bytecode = True  # no __pycache__ next to the fixture apps and runner.py
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUNNER = os.path.join(HERE, "runner.py")
+APPS = os.path.join(HERE, "testdata", "runner")
+PYTHON = os.environ.get("RUNNER_PYTHON") or sys.executable
+COOKIE_VAR = "WSGI_FCGI_RUNNER_COOKIE"
+COOKIE = "wsgi-fcgi-runner-v1"
+TIMEOUT = 10.0  # seconds any single wait may take before a test fails instead of hanging
+
+# Frame types and flags (PROTOCOL.md, "Frames"), repeated here: the test is the other side.
+REQUEST, BODY, READY, FATAL, START, DATA, READ = 1, 2, 16, 17, 18, 19, 21
+EOF, END, ERROR = 0x01, 0x02, 0x04
+FRAME = struct.Struct("<IBBH")
+U32 = struct.Struct("<I")
+MiB = 1 << 20
+KiB = 1 << 10
+
+Frame = collections.namedtuple("Frame", "type flags payload")
+
+
+def encode_str(s, intern):
+    """Encode a native str (latin-1 code points) as PROTOCOL.md's marshal key or value."""
+    raw = s.encode("latin-1")
+    if raw.isascii():
+        if len(raw) < 256:
+            return (b"Z" if intern else b"z") + bytes([len(raw)]) + raw
+        if not intern:
+            return b"a" + U32.pack(len(raw)) + raw
+    utf8 = s.encode("utf-8")
+    return b"u" + U32.pack(len(utf8)) + utf8
+
+
+def encode_environ(environ):
+    """Encode a dict of str to str as the gateway does (PROTOCOL.md, "The environ encoding")."""
+    parts = [b"{"]
+    for key, value in environ.items():
+        parts.append(encode_str(key, True))
+        parts.append(encode_str(value, False))
+    parts.append(b"0")
+    return b"".join(parts)
+
+
+def base_environ(path, body=b""):
+    """The CGI variables of a plain request, as the gateway would send them."""
+    return {
+        "REQUEST_METHOD": "POST" if body else "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "REQUEST_URI": path,
+        "CONTENT_TYPE": "application/octet-stream" if body else "",
+        "CONTENT_LENGTH": str(len(body)) if body else "",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "8080",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "localhost:8080",
+        "wsgi.url_scheme": "http",
+    }
+
+
+def request_frame(environ, inline=b"", eof=True):
+    """Build a REQUEST frame: the marshal environ and the inline body."""
+    block = encode_environ(environ)
+    payload = U32.pack(len(block)) + block + inline
+    return FRAME.pack(len(payload), REQUEST, EOF if eof else 0, 0) + payload
+
+
+class Conn:
+    """The gateway's end of the channel: frame reads and writes."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def recv(self):
+        """Return the next Frame, or None if the runner closed the channel between frames."""
+        while len(self.buf) < 8:
+            data = self.sock.recv(4 * MiB)
+            if not data:
+                if self.buf:
+                    raise AssertionError("channel closed inside a frame header")
+                return None
+            self.buf += data
+        length, ftype, flags, reserved = FRAME.unpack_from(self.buf)
+        assert reserved == 0, "reserved field is %d" % reserved
+        assert length <= 16 * MiB, "frame of %d bytes" % length
+        while len(self.buf) < 8 + length:
+            data = self.sock.recv(4 * MiB)
+            if not data:
+                raise AssertionError("channel closed inside a frame")
+            self.buf += data
+        payload, self.buf = self.buf[8:8 + length], self.buf[8 + length:]
+        return Frame(ftype, flags, payload)
+
+    def send(self, ftype, flags, payload=b""):
+        self.sock.sendall(FRAME.pack(len(payload), ftype, flags, 0) + payload)
+
+
+class Result:
+    """One response as the gateway saw it."""
+
+    def __init__(self):
+        self.status = None
+        self.headers = []
+        self.body = b""
+        self.frames = []  # (type, flags, body bytes) of each START/DATA frame
+        self.reads = []  # n of each READ
+        self.error = False  # the response ended with END|ERROR
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+
+def parse_block(block):
+    """Split a header block into (status, [(name, value)])."""
+    fields = block.decode("latin-1").split("\0")
+    assert len(fields) % 2 == 1, "header block with %d fields" % len(fields)
+    return fields[0], list(zip(fields[1::2], fields[2::2]))
+
+
+class Runner:
+    """One runner process and the gateway's end of its channel."""
+
+    def __init__(self, app="wsgiapps:app", args=(), chdir=APPS, cookie=COOKIE, env=None, python_args=()):
+        self.gate_r, self.gate_w = os.pipe()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        environment = dict(os.environ)
+        environment.pop("PYTHONUNBUFFERED", None)  # the runner must make its own streams line-buffered
+        environment["PYTHONDONTWRITEBYTECODE"] = "1"
+        environment["PYTHONWARNINGS"] = "default"  # ResourceWarning and the like show up in stderr
+        environment["WSGI_FCGI_RUNNER_FD"] = str(theirs.fileno())
+        if cookie is None:
+            environment.pop(COOKIE_VAR, None)
+        else:
+            environment[COOKIE_VAR] = cookie
+        environment.update(env or {})
+        cmd = [PYTHON] + list(python_args) + [RUNNER, "--app", app]
+        if chdir:
+            cmd += ["--chdir", chdir]
+        cmd += list(args)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(theirs.fileno(), self.gate_r),
+            env=environment,
+        )
+        theirs.close()
+        os.close(self.gate_r)  # the runner holds it now
+        ours.settimeout(TIMEOUT)
+        self.sock = ours
+        self.conn = Conn(ours)
+        self.stdout = []
+        self.stderr = []
+        self.readers = [
+            threading.Thread(target=self._collect, args=(self.proc.stdout, self.stdout), daemon=True),
+            threading.Thread(target=self._collect, args=(self.proc.stderr, self.stderr), daemon=True),
+        ]
+        for t in self.readers:
+            t.start()
+
+    @staticmethod
+    def _collect(stream, lines):
+        for line in iter(stream.readline, b""):
+            lines.append(line.decode("utf-8", "replace").rstrip("\n"))
+        stream.close()
+
+    def ready(self):
+        """Wait for READY and return its key=value pairs."""
+        frame = self.conn.recv()
+        assert frame is not None, "runner exited before READY: %s" % self.stderr
+        assert frame.type == READY, "want READY, got %r" % (frame,)
+        return dict(item.split("=", 1) for item in frame.payload.decode().split())
+
+    def release_gate(self):
+        os.write(self.gate_w, b"x")
+
+    def send_request(self, path, environ=None, body=b"", inline=None, eof=None):
+        """Send REQUEST; return the body bytes left for READ/BODY and whether EOF was sent."""
+        env = base_environ(path, body)
+        env["GATE_FD"] = str(self.gate_r)
+        env.update(environ or {})
+        if inline is None:
+            inline = min(len(body), 64 * KiB)
+        if eof is None:
+            eof = inline >= len(body)
+        self.sock.sendall(request_frame(env, body[:inline], eof))
+        return body[inline:], eof
+
+    def request(self, path, environ=None, body=b"", inline=None, eof=None, **answer):
+        """Run one request to its END and return the Result."""
+        rest, eof = self.send_request(path, environ, body, inline, eof)
+        return self.read_response(rest, eof, **answer)
+
+    def read_response(self, rest=b"", eof=True, body_chunk=None, eof_with_last=True, cut=False, started=False):
+        """Read frames up to END, answering READs from rest as the gateway would.
+
+        body_chunk caps each BODY below what READ asked; eof_with_last puts EOF on the BODY
+        that carries the last byte (otherwise the runner must stop asking by itself); cut
+        answers the first READ with EOF|ERROR (the web server aborted); started says the test
+        has already read the START frame itself.
+        """
+        result = Result()
+        if started:
+            result.status = "(read by the test)"
+        while True:
+            frame = self.conn.recv()
+            if frame is None:
+                raise AssertionError("channel closed mid-response; stderr: %s" % "\n".join(self.stderr))
+            if frame.type == READ:
+                assert len(frame.payload) == 4, "READ of %d bytes" % len(frame.payload)
+                n = U32.unpack(frame.payload)[0]
+                assert not eof, "READ(%d) after the body was complete" % n
+                assert 0 < n <= MiB, "READ(%d)" % n
+                result.reads.append(n)
+                if cut:
+                    self.conn.send(BODY, EOF | ERROR)
+                    eof = True
+                    continue
+                give = rest[:min(n, body_chunk or n)]
+                rest = rest[len(give):]
+                flags = EOF if not give or (eof_with_last and not rest) else 0
+                self.conn.send(BODY, flags, give)
+                eof = bool(flags & EOF)
+                continue
+            if frame.type == START:
+                assert result.status is None, "second START"
+                block_len = U32.unpack_from(frame.payload)[0]
+                result.status, result.headers = parse_block(frame.payload[4:4 + block_len])
+                body = frame.payload[4 + block_len:]
+            elif frame.type == DATA:
+                assert result.status is not None, "DATA before START"
+                body = frame.payload
+            else:
+                raise AssertionError("unexpected frame %r" % (frame,))
+            assert len(body) <= MiB, "%d body bytes in one frame" % len(body)
+            result.frames.append((frame.type, frame.flags, len(body)))
+            result.body += body
+            if frame.flags & END:
+                result.error = bool(frame.flags & ERROR)
+                return result
+            assert not frame.flags & ERROR, "ERROR without END"
+
+    def logs(self):
+        """The runner's JSON log lines so far."""
+        out = []
+        for line in list(self.stderr):
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
+
+    def wait_for(self, predicate, what):
+        """Wait until predicate() is true, for at most TIMEOUT seconds."""
+        deadline = time.monotonic() + TIMEOUT
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out waiting for %s; stderr: %s" % (what, self.stderr))
+            time.sleep(0.01)
+
+    def wait_log(self, predicate, what):
+        """Wait for a JSON log line matching predicate and return it."""
+        found = []
+
+        def check():
+            found[:] = [entry for entry in self.logs() if predicate(entry)]
+            return found
+
+        self.wait_for(check, what)
+        return found[0]
+
+    def close(self):
+        """Close the channel (as the gateway's stop does) and return the exit status."""
+        self.sock.close()
+        return self.wait()
+
+    def wait(self):
+        """Wait for the runner to exit and return its status."""
+        try:
+            rc = self.proc.wait(TIMEOUT)
+        finally:
+            self.sock.close()
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            for t in self.readers:
+                t.join(TIMEOUT)
+            os.close(self.gate_w)
+        return rc
+
+
+class EncoderTest(unittest.TestCase):
+    """The test's environ encoder matches what marshal.loads reads (so the other tests mean something)."""
+
+    def test_round_trip(self):
+        env = {
+            "PATH_INFO": "/caf\xe9",
+            "EMPTY": "",
+            "LONG_ASCII": "a" * 300,
+            "LONG_LATIN1": "\xff" * 300,
+            "X" * 300: "long key",
+        }
+        self.assertEqual(marshal.loads(encode_environ(env)), env)
+
+
+class ServeTest(unittest.TestCase):
+    """Responses: framing, streaming, errors. One worker serves the whole class."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.runner = Runner()
+        cls.info = cls.runner.ready()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.runner.close()
+        assert rc == 0, "runner exit status %r" % rc
+        warnings = [line for line in cls.runner.stderr if "Warning" in line]
+        assert not warnings, warnings
+
+    def req(self, path, **kw):
+        return self.runner.request(path, **kw)
+
+    def closed(self):
+        """The labels of the iterables closed since the last call."""
+        labels = self.req("/closed").body.decode()
+        return labels.split(",") if labels else []
+
+    def assert_runner_500(self, result):
+        self.assertEqual(result.status, "500 Internal Server Error")
+        self.assertEqual(result.body, b"Internal Server Error\n")
+        self.assertEqual(result.frames, [(START, END, len(result.body))])
+        self.assertFalse(result.error)
+
+    def test_ready(self):
+        self.assertEqual(self.info["protocol"], "1")
+        self.assertEqual(int(self.info["pid"]), self.runner.proc.pid)
+        self.assertRegex(self.info["python"], r"^3\.\d+\.\d+$")
+
+    def test_hello_is_one_frame(self):
+        for _ in range(3):  # and the worker is ready again after each
+            r = self.req("/hello")
+            self.assertEqual(r.status, "200 OK")
+            self.assertEqual(r.headers, [("Content-Type", "text/plain"), ("Content-Length", "13")])
+            self.assertEqual(r.body, b"Hello, world!")
+            self.assertEqual(r.frames, [(START, END, 13)])
+
+    def test_environ(self):
+        env = json.loads(self.req("/environ", environ={"HTTP_X_A": "b"}).body)
+        self.assertEqual(env["cgi"]["HTTP_X_A"], "b")
+        self.assertEqual(env["cgi"]["PATH_INFO"], "/environ")
+        self.assertTrue(env["all_str"])
+        self.assertTrue(env["key_is_literal"])
+        self.assertEqual(env["version"], [1, 0])
+        self.assertEqual(env["url_scheme"], "http")
+        self.assertEqual(
+            (env["multithread"], env["multiprocess"], env["run_once"], env["input_terminated"]),
+            (False, True, False, True),
+        )
+        self.assertTrue(env["errors_has_write"] and env["file_wrapper_callable"] and env["input_has_read"])
+        self.assertNotIn(COOKIE_VAR, env["cgi"])
+
+    def test_latin1_environ_value(self):
+        for value in ("caf\xe9 \xff\x80", "\xe9" * 300, "plain " * 60, ""):
+            r = self.req("/echo-header", environ={"HTTP_X_TEST": value})
+            self.assertEqual(r.body, value.encode("latin-1"))
+
+    def test_list_without_length(self):
+        r = self.req("/list")
+        self.assertEqual(r.body, b"ab")
+        self.assertEqual(r.frames, [(START, 0, 1), (DATA, END, 1)])  # END rides on the last item
+        self.assertEqual(self.req("/tuple").frames, [(START, 0, 1), (DATA, END, 1)])
+        self.assertEqual(self.req("/list-one").frames, [(START, END, 2)])
+        self.assertEqual(self.req("/list-trailing-empty").frames, [(START, END, 2)])
+
+    def test_empty_body(self):
+        r = self.req("/empty")
+        self.assertEqual((r.status, r.headers, r.body), ("204 No Content", [], b""))
+        self.assertEqual(r.frames, [(START, END, 0)])
+
+    def test_generator_streams(self):
+        self.runner.send_request("/stream")
+        # "first" must arrive while the generator waits on the gate: were it buffered, this
+        # recv would time out.
+        frame = self.runner.conn.recv()
+        self.assertEqual((frame.type, frame.flags), (START, 0))
+        self.assertTrue(frame.payload.endswith(b"first"))
+        self.runner.release_gate()
+        r = self.runner.read_response(started=True)
+        self.assertEqual(r.body, b"second")
+        self.assertEqual(r.frames, [(DATA, 0, 6), (DATA, END, 0)])
+
+    def test_write_callable(self):
+        self.runner.send_request("/write")
+        frame = self.runner.conn.recv()  # write(b"one") went out before write() returned
+        self.assertEqual((frame.type, frame.flags), (START, 0))
+        self.assertTrue(frame.payload.endswith(b"one"))
+        self.runner.release_gate()
+        r = self.runner.read_response(started=True)
+        self.assertEqual(r.body, b"twothree")
+        self.assertEqual(r.frames, [(DATA, 0, 3), (DATA, END, 5)])
+
+    def test_big_chunk_is_split(self):
+        size = 2 * MiB + 5
+        r = self.req("/big", environ={"QUERY_STRING": str(size)})
+        self.assertEqual(r.body, b"x" * size)
+        self.assertEqual(r.frames, [(START, 0, MiB), (DATA, 0, MiB), (DATA, END, 5)])
+
+    def test_big_chunk_with_length(self):
+        size = 3 * MiB
+        r = self.req("/big-cl", environ={"QUERY_STRING": str(size)})
+        self.assertEqual(len(r.body), size)
+        self.assertEqual(r.frames, [(START, 0, MiB), (DATA, 0, MiB), (DATA, END, MiB)])
+
+    def test_content_length_ends_early(self):
+        r = self.req("/cl-early")
+        self.assertEqual(r.body, b"abcdef")
+        self.assertEqual(r.frames, [(START, 0, 3), (DATA, END, 3)])
+        self.assertEqual(self.closed(), ["cl-early"])  # iterated to the end, then closed
+        self.runner.wait_log(lambda e: "Content-Length" in e["@message"] and e.get("dropped") == 5, "dropped log")
+
+    def test_content_length_truncates(self):
+        r = self.req("/cl-over")
+        self.assertEqual(r.body, b"abcd")
+        self.assertEqual(r.frames, [(START, END, 4)])
+
+    def test_exception_before_start_response(self):
+        r = self.req("/raise-before")
+        self.assert_runner_500(r)
+        entry = self.runner.wait_log(lambda e: "boom-before" in e.get("error", ""), "error log")
+        self.assertEqual(entry["@level"], "error")
+        self.assertEqual(entry["@module"], "runner")
+        self.assertIn("Traceback", entry["traceback"])
+        self.assertIn("boom-before", entry["traceback"])
+        self.assertEqual(entry["uri"], "/raise-before")
+        self.assertEqual(self.req("/hello").body, b"Hello, world!")  # and the worker goes on
+
+    def test_exception_before_first_chunk(self):
+        self.assert_runner_500(self.req("/raise-after-start"))
+        self.assert_runner_500(self.req("/raise-in-first"))
+        self.assertEqual(self.closed(), ["raise-in-first"])
+
+    def test_exception_after_start(self):
+        r = self.req("/raise-mid")
+        self.assertEqual(r.body, b"partial")
+        self.assertEqual(r.frames, [(START, 0, 7), (DATA, END | ERROR, 0)])
+        self.assertTrue(r.error)
+        self.assertEqual(self.closed(), ["raise-mid"])
+        self.runner.wait_log(lambda e: "boom-mid" in e.get("error", "") and e["headers_sent"], "error log")
+
+    def test_close_always_called(self):
+        self.assertEqual(self.req("/close-normal").body, b"ab")
+        self.assertEqual(self.closed(), ["normal"])
+        r = self.req("/close-early")
+        self.assertEqual(r.frames, [(START, END, 1)])
+        self.assertEqual(self.closed(), ["early"])
+
+    def test_close_raising(self):
+        r = self.req("/close-raises")
+        self.assertEqual((r.body, r.error), (b"body", False))  # END went out before close()
+        self.assertEqual(self.closed(), ["bad-close"])
+        self.runner.wait_log(lambda e: "boom in close" in e.get("error", ""), "close error log")
+
+    def test_exc_info_replaces_headers(self):
+        r = self.req("/excinfo-replace")
+        self.assertEqual((r.status, r.body), ("503 Service Unavailable", b"replaced"))
+
+    def test_exc_info_after_headers_reraises(self):
+        r = self.req("/excinfo-after")
+        self.assertEqual((r.status, r.body, r.error), ("200 OK", b"sent", True))
+        self.runner.wait_log(lambda e: "too late" in e.get("error", ""), "re-raised error")
+
+    def test_start_response_twice(self):
+        self.assert_runner_500(self.req("/excinfo-twice"))
+        self.runner.wait_log(lambda e: "second time" in e.get("error", ""), "twice error")
+
+    def test_invalid_headers(self):
+        for kind in ("value-int", "name-bytes", "status-bytes", "not-latin1", "nul-value", "nul-status", "triple", "huge"):
+            with self.subTest(kind=kind):
+                self.assert_runner_500(self.req("/bad-header", environ={"QUERY_STRING": kind}))
+        self.runner.wait_log(lambda e: "value of header 'X-Num' must be str, not int" in e.get("error", ""), "log")
+
+    def test_header_error_is_raised_in_start_response(self):
+        r = self.req("/bad-header-caught")
+        self.assertEqual((r.status, r.body), ("200 OK", b"recovered"))
+
+    def test_bad_body_and_missing_start_response(self):
+        self.assert_runner_500(self.req("/str-chunk"))
+        self.assert_runner_500(self.req("/no-start"))
+
+    def test_print_does_not_touch_channel(self):
+        r = self.req("/print")
+        self.assertEqual(r.body, b"printed")
+        self.runner.wait_for(lambda: any(l.startswith("printed line 199") for l in self.runner.stdout), "stdout")
+        self.runner.wait_for(lambda: "to stderr" in self.runner.stderr, "stderr")
+
+    def test_wsgi_errors(self):
+        self.assertEqual(self.req("/errors").body, b"logged")
+        self.runner.wait_for(lambda: "line from wsgi.errors" in self.runner.stderr, "wsgi.errors line")
+        self.runner.wait_for(lambda: "two lines" in self.runner.stderr, "writelines")
+
+    def test_file_wrapper(self):
+        data = os.urandom(2 * MiB + 100)
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(data)
+            f.flush()
+            r = self.req("/file", environ={"FILE_PATH": f.name})
+            self.assertEqual(r.body, data)
+            self.assertEqual(r.frames, [(START, 0, MiB), (DATA, 0, MiB), (DATA, 0, 100), (DATA, END, 0)])
+            self.assertEqual(self.closed(), ["file"])
+            self.assertEqual(self.req("/file-real", environ={"FILE_PATH": f.name}).body, data)
+
+    def test_read_after_end_sends_no_read(self):
+        body = b"z" * (100 * KiB)
+        r = self.req("/read-after-end", body=body, inline=10)
+        self.assertEqual((r.body, r.reads), (b"ok", []))
+        self.assertEqual(self.closed(), ["read-after-end:10"])  # only what had already arrived
+
+
+class BodyTest(unittest.TestCase):
+    """wsgi.input: inline body, READ/BODY exchanges, CONTENT_LENGTH bounds."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.runner = Runner()
+        cls.runner.ready()
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.runner.close() == 0
+        warnings = [line for line in cls.runner.stderr if "Warning" in line]
+        assert not warnings, warnings
+
+    def req(self, path, **kw):
+        return self.runner.request(path, **kw)
+
+    def test_large_body(self):
+        body = os.urandom(3 * MiB + 123)
+        r = self.req("/sha", body=body)
+        self.assertEqual(r.body.decode(), "%d %s" % (len(body), hashlib.sha256(body).hexdigest()))
+        self.assertEqual(r.reads, [MiB, MiB, len(body) - 64 * KiB - 2 * MiB])
+
+    def test_large_body_short_answers(self):
+        # The gateway may answer a READ with less than it asked for, and send EOF separately.
+        body = os.urandom(300 * KiB)
+        r = self.req("/sha", body=body, inline=1000, body_chunk=50 * KiB, eof_with_last=False)
+        self.assertEqual(r.body.decode(), "%d %s" % (len(body), hashlib.sha256(body).hexdigest()))
+
+    def test_read_n_asks_at_least_64k(self):
+        body = os.urandom(200 * KiB)
+        r = self.req("/sha-chunks", body=body, inline=5000, environ={"QUERY_STRING": "1000"})
+        self.assertEqual(r.body.decode(), "%d %s" % (len(body), hashlib.sha256(body).hexdigest()))
+        self.assertEqual(r.reads, [64 * KiB, 64 * KiB, 64 * KiB, len(body) - 5000 - 3 * 64 * KiB])
+
+    def test_read_n_large(self):
+        body = os.urandom(3 * MiB)
+        r = self.req("/sha-chunks", body=body, inline=0, eof=False, environ={"QUERY_STRING": str(2 * MiB)})
+        self.assertEqual(r.body.decode(), "%d %s" % (len(body), hashlib.sha256(body).hexdigest()))
+        self.assertEqual(r.reads, [MiB, MiB, MiB])
+
+    def test_line_reads_match_bytesio(self):
+        short = b"first line\nsecond\n\nthird line here\nshort\nlast without newline"
+        long = b"a\n" + b"y" * 70000 + b"\nafter the long line\n" + b"z" * 66000
+        cases = [
+            "readline,readline:3,readline,read:4,readline,readline,readline,readline",
+            "readlines",
+            "readlines:15,read:2,iter",
+            "iter",
+            "readline:0,read:0,read,read,readline",
+            "read:30,readline,readline:2,readline:100",
+        ]
+        sys.path.insert(0, APPS)
+        try:
+            import wsgiapps
+        finally:
+            sys.path.remove(APPS)
+        # Small BODY answers put frame boundaries inside lines; the long body crosses READ_MIN.
+        for body, inlines, chunks in [(short, (0, 5, 20, len(short)), (None, 3)), (long, (0, 70000), (None, 5000))]:
+            for ops in cases:
+                expected = wsgiapps.run_ops(io.BytesIO(body), ops)
+                for inline in inlines:
+                    for chunk in chunks:
+                        with self.subTest(ops=ops, size=len(body), inline=inline, chunk=chunk):
+                            r = self.req("/ops", body=body, inline=inline, body_chunk=chunk, environ={"QUERY_STRING": ops})
+                            self.assertEqual(json.loads(r.body), expected)
+
+    def test_reads_capped_at_content_length(self):
+        # CONTENT_LENGTH 10: the runner asks for no more than the 6 bytes still missing.
+        r = self.req("/cap", body=b"0123456789", inline=4)
+        self.assertEqual((r.body, r.reads), (b"10 0 0", [6]))
+        # Inline bytes beyond CONTENT_LENGTH are not handed to the app.
+        r = self.req("/cap", body=b"0123456789", environ={"CONTENT_LENGTH": "7"})
+        self.assertEqual((r.body, r.reads), (b"7 0 0", []))
+
+    def test_eof_flag_means_no_read(self):
+        # The REQUEST says EOF after 4 bytes although CONTENT_LENGTH says 10: no READ is sent.
+        rest, _ = self.runner.send_request("/cap", body=b"0123456789", inline=4, eof=True)
+        r = self.runner.read_response(rest, eof=True)
+        self.assertEqual((r.body, r.reads), (b"4 0 0", []))
+
+    def test_app_ignores_body(self):
+        r = self.req("/ignore", body=b"q" * MiB)
+        self.assertEqual((r.body, r.reads), (b"ignored", []))
+        self.assertEqual(self.req("/ignore").body, b"ignored")  # nothing was left in the channel
+
+    def test_body_cut_short(self):
+        r = self.req("/read-cut", body=b"c" * (200 * KiB), cut=True)
+        self.assertEqual(r.body, b"OSError OSError")
+        self.assertEqual(len(r.reads), 1)  # the second read raises without asking again
+
+    def test_no_body(self):
+        r = self.req("/cap")
+        self.assertEqual((r.body, r.reads), (b"0 0 0", []))
+
+
+class LifecycleTest(unittest.TestCase):
+    """Start-up, loading the app, and every way the worker ends."""
+
+    def start(self, app, **kw):
+        runner = Runner(app, **kw)
+        self.addCleanup(lambda: runner.proc.poll() is None and runner.proc.kill())
+        return runner
+
+    def assert_fatal(self, app, message, traceback_has=None, **kw):
+        """The runner sends FATAL (message, then any traceback), logs nothing, and exits 4."""
+        runner = self.start(app, **kw)
+        frame = runner.conn.recv()
+        self.assertEqual(frame.type, FATAL)
+        first, _, tb = frame.payload.decode().partition("\n")
+        self.assertEqual(first, message)
+        if traceback_has is None:
+            self.assertEqual(tb, "")
+        else:
+            self.assertIn(traceback_has, tb)
+            self.assertNotIn("runner.py", tb)  # only the app's frames
+            self.assertNotIn("importlib", tb)
+        self.assertIsNone(runner.conn.recv())
+        self.assertEqual(runner.close(), 4)
+        self.assertEqual(runner.logs(), [])  # PROTOCOL.md: the gateway logs it, not the runner
+
+    def test_import_failures(self):
+        self.assert_fatal(
+            "no_such_module_xyz",
+            "cannot import \"no_such_module_xyz\": ModuleNotFoundError: No module named 'no_such_module_xyz'",
+        )
+        self.assert_fatal(
+            "broken_import:app",
+            'cannot import "broken_import:app": RuntimeError: boom at import',
+            traceback_has='broken_import.py", line 3, in <module>\n    raise RuntimeError("boom at import")',
+        )
+        self.assert_fatal(
+            "exit_at_import", 'cannot import "exit_at_import": SystemExit: 7', traceback_has="sys.exit(7)"
+        )
+        self.assert_fatal("hello:nope", 'app "hello:nope": module has no attribute "nope"')
+        self.assert_fatal("hello:app.x", 'app "hello:app.x": module has no attribute "app.x"')
+        self.assert_fatal("wsgiapps:NOT_CALLABLE", 'app "wsgiapps:NOT_CALLABLE": "NOT_CALLABLE" is not callable (int)')
+        self.assert_fatal(":app", 'app ":app": expected module:callable')
+        self.assert_fatal("hello", 'cannot chdir to "/no/such/dir": No such file or directory', chdir="/no/such/dir")
+
+    def test_syntax_error_shows_where(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "bad_syntax.py"), "w") as f:
+                f.write("def application(environ, start_response)\n    pass\n")
+            runner = self.start("bad_syntax", args=["--pythonpath", tmp])
+            frame = runner.conn.recv()
+            first, _, tb = frame.payload.decode().partition("\n")
+            self.assertTrue(first.startswith('cannot import "bad_syntax": SyntaxError: '), first)
+            self.assertIn('bad_syntax.py", line 1', tb)
+            self.assertIn("def application(environ, start_response)", tb)
+            self.assertEqual(runner.close(), 4)
+
+    def test_app_spellings(self):
+        for app, kw in [
+            ("hello", {}),  # module alone: application
+            ("hello:app", {}),
+            ("wsgiapps:holder.app", {}),  # dotted attribute path
+            ("pathapp", {"args": ["--pythonpath", "extra"]}),  # relative to --chdir
+            ("pathapp", {"args": ["--pythonpath", os.path.join(APPS, "extra")], "chdir": None}),
+        ]:
+            with self.subTest(app=app):
+                runner = self.start(app, **kw)
+                runner.ready()
+                path = "/hello" if app.startswith("wsgiapps") else "/"
+                r = runner.request(path)
+                self.assertIn(r.body, (b"Hello, world!", b"from pythonpath"))
+                self.assertEqual(runner.close(), 0)
+
+    def test_chdir(self):
+        runner = self.start("wsgiapps", chdir=os.path.join(APPS, "extra"), args=["--pythonpath", APPS])
+        runner.ready()
+        self.assertEqual(runner.request("/cwd").body.decode(), os.path.join(APPS, "extra"))
+        self.assertEqual(runner.close(), 0)
+
+    def test_missing_cookie(self):
+        for cookie in (None, "wrong"):
+            runner = self.start("hello", cookie=cookie)
+            self.assertIsNone(runner.conn.recv())
+            self.assertEqual(runner.close(), 2)
+            self.assertEqual(len(runner.stderr), 1, runner.stderr)
+            self.assertIn("wsgi-fcgi", runner.stderr[0])
+
+    def test_bad_fd(self):
+        runner = self.start("hello", env={"WSGI_FCGI_RUNNER_FD": "not-a-number"})
+        self.assertEqual(runner.close(), 2)
+
+    def test_channel_eof_exits_zero(self):
+        runner = self.start("hello")
+        runner.ready()
+        self.assertEqual(runner.close(), 0)
+
+    def test_protocol_errors_exit_one(self):
+        bad = [
+            FRAME.pack(4, BODY, 0, 0) + b"abcd",  # BODY while idle
+            FRAME.pack(16 * MiB + 1, REQUEST, 0, 0),  # over the size limit
+            FRAME.pack(5, REQUEST, EOF, 0) + U32.pack(1) + b"?",  # not marshal
+            FRAME.pack(8, REQUEST, 0, 0) + b"abc",  # channel closes inside a frame
+        ]
+        for frame in bad:
+            with self.subTest(frame=frame[:12]):
+                runner = self.start("hello")
+                runner.ready()
+                runner.sock.sendall(frame)
+                runner.sock.shutdown(socket.SHUT_WR)
+                self.assertIsNone(runner.conn.recv())
+                self.assertEqual(runner.close(), 1)
+                runner.wait_log(lambda e: e["@message"] == "channel error: exiting", "channel error log")
+
+    def test_sigterm_when_idle(self):
+        runner = self.start("hello")
+        runner.ready()
+        runner.request("/")
+        began = time.monotonic()
+        runner.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(runner.wait(), 0)
+        self.assertLess(time.monotonic() - began, 5)
+
+    def test_sigterm_finishes_current_request(self):
+        runner = self.start("wsgiapps")
+        runner.ready()
+        runner.send_request("/gate")
+        frame = runner.conn.recv()
+        self.assertTrue(frame.payload.endswith(b"before"))
+        runner.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        self.assertIsNone(runner.proc.poll())  # still busy with the request
+        runner.release_gate()
+        r = runner.read_response(started=True)
+        self.assertEqual((r.body, r.error), (b"after", False))
+        self.assertIsNone(runner.conn.recv())  # then it exits without waiting for another
+        self.assertEqual(runner.wait(), 0)
+
+    def test_app_exit_answers_then_exits(self):
+        runner = self.start("wsgiapps")
+        runner.ready()
+        r = runner.request("/exit")
+        self.assertEqual(r.status, "500 Internal Server Error")
+        self.assertIsNone(runner.conn.recv())
+        self.assertEqual(runner.wait(), 0)
+
+    def test_parent_change_exits(self):
+        # A middle process starts the runner, then exits when the test closes its stdin: the
+        # runner is re-parented, serves the request it gets, then sees the new parent and exits.
+        ours, theirs = socket.socketpair()
+        ours.settimeout(TIMEOUT)
+        self.addCleanup(ours.close)
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", WSGI_FCGI_RUNNER_FD=str(theirs.fileno()))
+        env[COOKIE_VAR] = COOKIE
+        middle_code = (
+            "import subprocess, sys\n"
+            "p = subprocess.Popen(sys.argv[1:], pass_fds=[%d], stdin=subprocess.DEVNULL,"
+            " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+            "print(p.pid, flush=True)\n"
+            "sys.stdin.read()\n" % theirs.fileno()
+        )
+        middle = subprocess.Popen(
+            [sys.executable, "-c", middle_code, PYTHON, RUNNER, "--app", "hello", "--chdir", APPS],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            pass_fds=[theirs.fileno()],
+            env=env,
+        )
+        theirs.close()
+        pid = int(middle.stdout.readline())
+        self.addCleanup(lambda: _kill_quietly(pid))
+        conn = Conn(ours)
+        self.assertEqual(conn.recv().type, READY)
+        middle.stdin.close()
+        self.assertEqual(middle.wait(TIMEOUT), 0)
+        middle.stdout.close()
+        ours.sendall(request_frame(base_environ("/")))
+        frame = conn.recv()
+        self.assertEqual((frame.type, frame.flags), (START, END))
+        self.assertIsNone(conn.recv())  # exited: the channel closed
+
+
+def _kill_quietly(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def import_runner():
+    """Import runner.py into the test process, for tests of its parts."""
+    sys.path.insert(0, HERE)
+    try:
+        import runner
+    finally:
+        sys.path.remove(HERE)
+    return runner
+
+
+class TrickleSocket:
+    """A fake socket: recv_into hands out the bytes given in pieces of `step`; send and sendmsg
+    accept at most `step` bytes per call, as a send interrupted by a signal does."""
+
+    def __init__(self, incoming=b"", step=1):
+        self.incoming = memoryview(incoming)
+        self.step = step
+        self.sent = b""
+        self.calls = 0
+
+    def recv_into(self, buf):
+        n = min(self.step, len(self.incoming), len(buf))
+        buf[:n] = self.incoming[:n]
+        self.incoming = self.incoming[n:]
+        return n
+
+    def sendmsg(self, parts):
+        self.calls += 1
+        data = b"".join(bytes(p) for p in parts)[:self.step]
+        self.sent += data
+        return len(data)
+
+    def send(self, data):
+        return self.sendmsg([data])
+
+
+class ChannelTest(unittest.TestCase):
+    """The runner's framing, in-process, with a fake socket."""
+
+    def setUp(self):
+        self.runner = import_runner()
+
+    def test_recv_in_small_pieces_and_many_at_once(self):
+        # The last frame is bigger than the initial receive buffer, which must grow.
+        frames = [(REQUEST, EOF, b"abc"), (BODY, 0, b""), (BODY, EOF, os.urandom(300 * KiB))]
+        wire = b"".join(FRAME.pack(len(p), t, f, 0) + p for t, f, p in frames)
+        for step in (3, 4099, 100 * KiB, len(wire)):
+            with self.subTest(step=step):
+                chan = self.runner.Channel(TrickleSocket(wire, step))
+                for ftype, flags, payload in frames:
+                    self.assertEqual(tuple(chan.recv()), (ftype, flags, payload))
+                self.assertIsNone(chan.recv())
+
+    def test_eof_inside_a_frame(self):
+        chan = self.runner.Channel(TrickleSocket(FRAME.pack(10, BODY, 0, 0) + b"abc", 4))
+        with self.assertRaises(self.runner.ChannelError):
+            chan.recv()
+
+    def test_partial_sends_complete(self):
+        for total in (100, 5000):  # joined and send(), or sendmsg
+            sock = TrickleSocket(step=37)
+            chan = self.runner.Channel(sock)
+            body = os.urandom(total)
+            chan.send_start(END, b"200 OK", body)
+            want = struct.pack("<IBBHI", 4 + 6 + total, START, END, 0, 6) + b"200 OK" + body
+            self.assertEqual(sock.sent, want)
+            self.assertEqual(sock.calls, -(-len(want) // 37))
+
+
+class ImportTracebackTest(unittest.TestCase):
+    """FATAL's traceback stays within what the gateway reads (64 KiB)."""
+
+    def test_long_traceback_keeps_its_end(self):
+        runner = import_runner()
+        try:
+            raise ValueError("x" * (100 * KiB) + " the end")
+        except ValueError as e:
+            text = runner.import_traceback(e)
+        self.assertLessEqual(len(text), 61 * KiB)
+        self.assertTrue(text.startswith("...\n"))
+        self.assertTrue(text.endswith(" the end"))
+
+
+class FileWrapperTest(unittest.TestCase):
+    """wsgi.file_wrapper used as a plain iterable (by middleware that wraps the app's result)."""
+
+    def test_iterates_in_blocks_and_closes(self):
+        runner = import_runner()
+        f = io.BytesIO(b"a" * 10000)
+        wrapper = runner.FileWrapper(f)
+        self.assertEqual([len(b) for b in wrapper], [8192, 1808])
+        self.assertEqual([len(b) for b in runner.FileWrapper(io.BytesIO(b"abcde"), 2)], [2, 2, 1])
+        wrapper.close()
+        self.assertTrue(f.closed)
+
+
+HELLO_ENVIRON = {
+    # What nginx's fastcgi_params give for GET / (as bench/inproc.py builds it).
+    "QUERY_STRING": "",
+    "REQUEST_METHOD": "GET",
+    "CONTENT_TYPE": "",
+    "CONTENT_LENGTH": "",
+    "SCRIPT_NAME": "",
+    "PATH_INFO": "/",
+    "REQUEST_URI": "/",
+    "DOCUMENT_URI": "/",
+    "DOCUMENT_ROOT": "/usr/share/nginx/html",
+    "SERVER_PROTOCOL": "HTTP/1.1",
+    "REQUEST_SCHEME": "http",
+    "GATEWAY_INTERFACE": "CGI/1.1",
+    "SERVER_SOFTWARE": "nginx/1.22.1",
+    "REMOTE_ADDR": "127.0.0.1",
+    "REMOTE_PORT": "40000",
+    "REMOTE_USER": "",
+    "SERVER_ADDR": "127.0.0.1",
+    "SERVER_PORT": "8080",
+    "SERVER_NAME": "localhost",
+    "REDIRECT_STATUS": "200",
+    "HTTP_HOST": "127.0.0.1",
+    "HTTP_USER_AGENT": "fcgiload",
+    "HTTP_ACCEPT": "*/*",
+    "wsgi.url_scheme": "http",
+}
+
+
+def drive(sock, frame, count):
+    """Send `count` hello requests one after another, each after the previous END; return seconds."""
+    buf = bytearray(64 * KiB)
+    view = memoryview(buf)
+    recv_into, sendall, unpack_from = sock.recv_into, sock.sendall, FRAME.unpack_from
+    began = time.perf_counter()
+    for _ in range(count):
+        sendall(frame)
+        have = recv_into(buf)
+        while have < 8 or have < 8 + unpack_from(buf)[0]:
+            have += recv_into(view[have:])
+        length, ftype, flags, _ = unpack_from(buf)
+        if ftype != START or flags != END or have != 8 + length:
+            raise AssertionError("want one START|END frame, got type %d flags %d" % (ftype, flags))
+    return time.perf_counter() - began
+
+
+def cpu_seconds(pid):
+    """CPU time a process has used: /proc/PID/schedstat (ns), else /proc/PID/stat (ticks)."""
+    try:
+        with open("/proc/%d/schedstat" % pid) as f:
+            ns = int(f.read().split()[0])
+        if ns:
+            return ns / 1e9
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+# A stand-in for the runner that answers every frame with a fixed START|END frame and does
+# nothing else: the round trip of two Python processes over the socketpair on this machine now.
+ECHO = """
+import os, socket, struct
+sock = socket.socket(fileno=int(os.environ["WSGI_FCGI_RUNNER_FD"]))
+reply = struct.pack("<IBBHI", 4, 18, 2, 0, 0)
+sock.sendall(struct.pack("<IBBH", 0, 16, 0, 0))
+buf = bytearray(1 << 18)
+while sock.recv_into(buf):
+    sock.sendmsg([reply])
+"""
+
+
+class BenchTest(unittest.TestCase):
+    """Prints µs per hello request through the real runner; asserts nothing about time.
+
+    The machine may be busy with other work, so each figure is the best of several rounds,
+    next to the same measurement against a do-nothing Python echo process.
+    """
+
+    def measure(self, runner, frame, rounds, count):
+        """Return (best µs round trip, best runner CPU µs) per request over `rounds` rounds."""
+        runner.ready()
+        drive(runner.sock, frame, 1000)  # warm-up
+        best_wall = best_cpu = float("inf")
+        for _ in range(rounds):
+            cpu0 = cpu_seconds(runner.proc.pid)
+            seconds = drive(runner.sock, frame, count)
+            cpu1 = cpu_seconds(runner.proc.pid)
+            best_wall = min(best_wall, seconds / count * 1e6)
+            if cpu0 is not None:
+                best_cpu = min(best_cpu, (cpu1 - cpu0) / count * 1e6)
+        self.assertEqual(runner.close(), 0)
+        return best_wall, best_cpu
+
+    def test_bench_hello(self):
+        long_run = os.environ.get("RUNNER_BENCH") == "1"
+        rounds, count = (10, 10000) if long_run else (5, 1000)
+        frame = request_frame(HELLO_ENVIRON)
+        wall, cpu = self.measure(Runner("hello"), frame, rounds, count)
+        echo_wall, echo_cpu = self.measure(Runner("hello", python_args=["-c", ECHO]), frame, rounds, count)
+        sys.stderr.write(
+            "\nbench hello (python %s, best of %d x %d requests): runner %.1f us/request round trip, "
+            "%.1f us CPU in the runner; do-nothing echo process %.1f us round trip, %.1f us CPU\n"
+            % (_python_version(), rounds, count, wall, cpu, echo_wall, echo_cpu)
+        )
+        if long_run:
+            self.profile(frame, rounds * count)
+
+    def profile(self, frame, count):
+        """Run the runner under cProfile and print the top of its hot path."""
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "runner.prof")
+            runner = Runner("hello", python_args=["-m", "cProfile", "-o", out])
+            runner.ready()
+            drive(runner.sock, frame, count)
+            self.assertEqual(runner.close(), 0)
+            stream = io.StringIO()
+            stats = pstats.Stats(out, stream=stream)
+            stats.strip_dirs().sort_stats("tottime").print_stats(15)
+            sys.stderr.write("cProfile of the runner, %d hello requests:\n%s" % (count, stream.getvalue()))
+
+
+def _python_version():
+    out = subprocess.check_output([PYTHON, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"])
+    return out.decode().strip()
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,3 @@
+"""Fixture: a module that fails while it is imported."""
+
+raise RuntimeError("boom at import")

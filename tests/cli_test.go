@@ -1,0 +1,188 @@
+//go:build integration
+
+// The binary's configuration: bad settings (exit 2, one line saying why, nothing listening)
+// and settings from the environment.
+
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startupErrorBy is how soon a startup error must end the process.
+const startupErrorBy = 10 * time.Second
+
+func TestStartupErrors(t *testing.T) {
+	if _, err := os.Stat(systemPython); err != nil {
+		missingTool(t, "%s: %v", systemPython, err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string // replacing the defaults of the same flags
+		env  []string
+		want []string // all in the one stderr line
+	}{
+		{
+			name: "app module not found",
+			args: []string{"--app", "nosuchmodule"},
+			want: []string{"nosuchmodule", "ModuleNotFoundError"},
+		},
+		{
+			name: "app module not found, from the environment",
+			env:  []string{"WSGI_FCGI_APP=nosuchmodule:app"},
+			want: []string{"nosuchmodule", "ModuleNotFoundError"},
+		},
+		{
+			name: "app module raises on import",
+			args: []string{"--app", "brokenapp:app"},
+			want: []string{"brokenapp", "RuntimeError", "brokenapp-import-failure"},
+		},
+		{
+			name: "callable not in the module",
+			args: []string{"--app", "flaskapp:nosuchcallable"},
+			want: []string{"flaskapp", "nosuchcallable"},
+		},
+		{
+			name: "python not found",
+			args: []string{"--python", "/nonexistent/python3"},
+			want: []string{"/nonexistent/python3"},
+		},
+		{
+			name: "python not found, from the environment",
+			env:  []string{"WSGI_FCGI_PYTHON=/nonexistent/python3"},
+			want: []string{"/nonexistent/python3"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sock := filepath.Join(shortTempDir(t), "gw.sock")
+			args := startupArgs(sock, tc.args, tc.env)
+			ctx, cancel := context.WithTimeout(context.Background(), startupErrorBy)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, gatewayBin, args...)
+			cmd.Env = gatewayEnv(tc.env)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			cmd.WaitDelay = time.Second
+			start := time.Now()
+			err := cmd.Run()
+			took := time.Since(start)
+
+			var exit *exec.ExitError
+			switch {
+			case ctx.Err() != nil:
+				t.Fatalf("still running after %v (killed); stderr:\n%s", startupErrorBy, &stderr)
+			case !errors.As(err, &exit):
+				t.Fatalf("run %v: %v", args, err)
+			case exit.ExitCode() != 2:
+				t.Errorf("exit status %d, want 2; stderr:\n%s", exit.ExitCode(), &stderr)
+			}
+			t.Logf("exited %v after %v", err, took.Round(time.Millisecond))
+
+			lines := nonEmptyLines(stderr.String())
+			if len(lines) != 1 {
+				t.Errorf("stderr has %d lines, want 1; stderr:\n%s", len(lines), &stderr)
+			}
+			if !containsAll(stderr.String(), tc.want) {
+				t.Errorf("stderr does not name all of %q; stderr:\n%s", tc.want, &stderr)
+			}
+			if _, err := os.Stat(sock); err == nil {
+				t.Errorf("socket %s was created", sock)
+			}
+			if c, err := net.Dial("unix", sock); err == nil {
+				c.Close()
+				t.Errorf("something listens on %s", sock)
+			}
+		})
+	}
+}
+
+// startupArgs is a complete command line listening on sock, with override's flags in place
+// of the defaults and the flags an env entry sets left out (so the environment decides).
+func startupArgs(sock string, override, env []string) []string {
+	values := map[string]string{
+		"--app":     "flaskapp:app",
+		"--chdir":   filepath.Join(repoRoot(), "tests", "apps"),
+		"--python":  systemPython,
+		"--workers": "1",
+		"--listen":  "unix:" + sock,
+	}
+	order := []string{"--app", "--chdir", "--python", "--workers", "--listen"}
+	for i := 0; i+1 < len(override); i += 2 {
+		values[override[i]] = override[i+1]
+	}
+	for _, kv := range env {
+		name, _, _ := strings.Cut(strings.TrimPrefix(kv, "WSGI_FCGI_"), "=")
+		delete(values, "--"+strings.ToLower(strings.ReplaceAll(name, "_", "-")))
+	}
+	var args []string
+	for _, flag := range order {
+		if v, ok := values[flag]; ok {
+			args = append(args, flag, v)
+		}
+	}
+	return args
+}
+
+func nonEmptyLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.TrimSpace(l) != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestJSONLogs configures JSON logs from the environment, as a container would, and checks
+// that every line the gateway writes, a relayed traceback included, is one JSON object.
+func TestJSONLogs(t *testing.T) {
+	g := startGateway(t, gatewayConfig{workers: 1, env: []string{"WSGI_FCGI_LOG_FORMAT=json"}})
+	n := startNginx(t, g.upstream)
+	n.mustGet(t, "/pid", 200)
+	n.mustGet(t, "/boom", 500)
+	g.waitLog(t, "integration-test-boom", 5*time.Second)
+	if st := g.stop(t); !st.Success() {
+		t.Fatalf("gateway exit status %v after SIGTERM, want 0", st)
+	}
+
+	lines := nonEmptyLines(g.stderr.String())
+	var messages []string
+	for i, line := range lines {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Errorf("stderr line %d is not JSON (%v): %s", i+1, err, line)
+			continue
+		}
+		for _, key := range []string{"@level", "@message", "@timestamp"} {
+			if _, ok := entry[key]; !ok {
+				t.Errorf("stderr line %d has no %s: %s", i+1, key, line)
+			}
+		}
+		if msg, ok := entry["@message"].(string); ok {
+			messages = append(messages, msg)
+		}
+	}
+	if !slices.ContainsFunc(messages, func(m string) bool { return strings.Contains(m, "listening") }) {
+		t.Errorf("no log line says \"listening\"; messages: %q", messages)
+	}
+}

@@ -1,0 +1,55 @@
+//go:build integration
+
+// Package tests runs the wsgi-fcgi binary end to end: real web servers from the distribution
+// (nginx so far) in front, real WSGI apps (tests/apps, run by Debian's /usr/bin/python3) behind.
+//
+// Run with tests/run.sh, or by hand:
+//
+//	go test -tags integration -count=1 -v ./tests/...
+//
+// A test skips when a tool it needs (nginx, /usr/bin/python3 with Flask, curl) is absent,
+// unless CI=1 or WSGI_FCGI_REQUIRE_INTEGRATION=1 is set: then a missing tool is a failure.
+// Every process a test starts is stopped by that test's cleanup, by pid.
+package tests
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// gatewayBin is the wsgi-fcgi binary TestMain builds once for all tests.
+var gatewayBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "wsgi-fcgi-it-bin-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tests: create temp dir: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+
+	gatewayBin = filepath.Join(dir, "wsgi-fcgi")
+	build := exec.Command("go", "build", "-o", gatewayBin, "./cmd/wsgi-fcgi")
+	build.Dir = repoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "tests: go build ./cmd/wsgi-fcgi: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// repoRoot is the repository root: go test runs a package's tests in its directory.
+func repoRoot() string {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		panic(err)
+	}
+	return root
+}
