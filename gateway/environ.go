@@ -19,10 +19,12 @@ type Params interface {
 type cgiRequest struct {
 	scriptName, pathInfo  []byte
 	requestURI, docURI    []byte
+	scriptFilename        []byte
 	contentLength         []byte
 	hasContentLength      bool
 	https, requestScheme  []byte
 	transferEncodingValue []byte
+	host                  []byte
 }
 
 // paramAction says what happens to one param when the environ is built.
@@ -57,6 +59,10 @@ func (c *cgiRequest) classify(name, value []byte) paramAction {
 		c.requestURI = value
 	case "DOCUMENT_URI":
 		c.docURI = value
+	case "SCRIPT_FILENAME":
+		c.scriptFilename = value
+	case "HTTP_HOST":
+		c.host = value
 	case "HTTPS":
 		c.https = value
 	case "REQUEST_SCHEME":
@@ -88,29 +94,4 @@ func (c *cgiRequest) declaredLength() (n int64, ok bool) {
 		return 0, false
 	}
 	return n, true
-}
-
-// splitPath returns SCRIPT_NAME and PATH_INFO for the app.
-//
-// With a mount prefix, the request path (what the web server calls the script and the path
-// info, joined) is split at the mount when it starts with it at a "/" boundary.
-// Without one, a PATH_INFO from the web server is kept with its SCRIPT_NAME; when there is no
-// PATH_INFO, the whole path is in SCRIPT_NAME (nginx's stock fastcgi_params, Apache's
-// ProxyPass) and the app is taken to live at the root: SCRIPT_NAME "" and PATH_INFO the path.
-// PEP 3333: SCRIPT_NAME never ends in "/" (a lone "/" is the root, "").
-func splitPath(mount, scriptName, pathInfo []byte) (script, path []byte) {
-	if len(mount) > 0 {
-		full := scriptName
-		if len(pathInfo) > 0 {
-			full = append(append(make([]byte, 0, len(scriptName)+len(pathInfo)), scriptName...), pathInfo...)
-		}
-		if rest, ok := bytes.CutPrefix(full, mount); ok && (len(rest) == 0 || rest[0] == '/') {
-			return mount, rest
-		}
-		return nil, full
-	}
-	if len(pathInfo) == 0 {
-		return nil, scriptName
-	}
-	return bytes.TrimRight(scriptName, "/"), pathInfo
 }

@@ -9,38 +9,97 @@ import (
 	"testing/iotest"
 )
 
-func TestSplitPath(t *testing.T) {
+// TestDerivePath: what each front end sends for GET /app/foo/bar?x=1 (the issue's list, and
+// gateway/testdata for the captured params), and what the app must see.
+func TestDerivePath(t *testing.T) {
+	const uri = "/app/foo/bar?x=1"
 	cases := []struct {
-		name                string
-		mount               string
-		scriptName          string
-		pathInfo            string
-		wantScript, wantPat string
+		name                           string
+		mount                          string
+		scriptName, pathInfo, reqURI   string
+		scriptFilename                 string
+		wantScript, wantPath, wantRule string
+		wantConflict                   bool
 	}{
-		// nginx stock fastcgi_params: SCRIPT_NAME is the whole (decoded) path, no PATH_INFO.
-		{"nginx stock params", "", "/json/bob", "", "", "/json/bob"},
-		{"nginx root", "", "/", "", "", "/"},
-		// Apache ProxyPass: the whole path in SCRIPT_NAME too.
-		{"apache proxypass", "", "/app/foo/bar", "", "", "/app/foo/bar"},
-		// Caddy without split_path: SCRIPT_NAME empty, PATH_INFO the path.
-		{"caddy", "", "", "/foo/bar", "", "/foo/bar"},
-		// A front end that splits (nginx fastcgi_split_path_info, mod_fcgid).
-		{"split kept", "", "/app", "/foo", "/app", "/foo"},
-		{"script trailing slash dropped", "", "/app/", "/foo", "/app", "/foo"},
-		// An explicit mount wins and is checked at a "/" boundary.
-		{"mount", "/app", "/app/foo/bar", "", "/app", "/foo/bar"},
-		{"mount exact", "/app", "/app", "", "/app", ""},
-		{"mount with split", "/app", "/app", "/foo", "/app", "/foo"},
-		{"mount not a boundary", "/app", "/application/x", "", "", "/application/x"},
-		{"mount elsewhere", "/app", "/other", "", "", "/other"},
+		{name: "nginx stock fastcgi_params", scriptName: "/app/foo/bar", reqURI: uri,
+			wantScript: "", wantPath: "/app/foo/bar", wantRule: ruleWholePath},
+		{name: "nginx stock, mounted", mount: "/app", scriptName: "/app/foo/bar", reqURI: uri,
+			wantScript: "/app", wantPath: "/foo/bar", wantRule: ruleMount},
+		{name: "nginx fastcgi_split_path_info", scriptName: "/app", pathInfo: "/foo/bar", reqURI: uri,
+			wantScript: "/app", wantPath: "/foo/bar", wantRule: ruleSplit},
+		{name: "nginx merges slashes", scriptName: "/app/foo/bar", reqURI: "//app///foo/bar",
+			wantScript: "", wantPath: "/app/foo/bar", wantRule: ruleWholePath},
+		{name: "nginx resolves dot segments", scriptName: "/app/bar", reqURI: "/app/foo/../bar",
+			wantScript: "", wantPath: "/app/bar", wantRule: ruleWholePath},
+		{name: "Apache ProxyPass /app/", scriptName: "/app/foo/bar", reqURI: uri,
+			scriptFilename: "proxy:fcgi://127.0.0.1:9000/foo/bar",
+			wantScript:     "/app", wantPath: "/foo/bar", wantRule: ruleProxyPath},
+		{name: "Apache ProxyPass / (unix socket)", scriptName: "/app/foo/bar", reqURI: uri,
+			scriptFilename: "proxy:unix:/run/app.sock|fcgi://localhost/app/foo/bar",
+			wantScript:     "", wantPath: "/app/foo/bar", wantRule: ruleWholePath},
+		{name: "Apache ProxyPass /app/, encoded backend path", scriptName: "/app/caf\xe9", reqURI: "/app/caf%E9",
+			scriptFilename: "proxy:fcgi://127.0.0.1:9000/caf%E9",
+			wantScript:     "/app", wantPath: "/caf\xe9", wantRule: ruleProxyPath},
+		{name: "Apache proxy-fcgi-pathinfo: PATH_INFO still encoded", scriptName: "/app", pathInfo: "/caf%C3%A9/x", reqURI: "/app/caf%C3%A9/x",
+			wantScript: "/app", wantPath: "/caf\xc3\xa9/x", wantRule: ruleSplitDecoded},
+		{name: "mod_fcgid rewrite to app.fcgi", scriptName: "/app/app.fcgi", pathInfo: "/foo/bar", reqURI: uri,
+			wantScript: "/app", wantPath: "/foo/bar", wantRule: ruleScriptFile},
+		{name: "mod_fcgid rewrite at the root", scriptName: "/app.fcgi", pathInfo: "/foo", reqURI: "/foo",
+			wantScript: "", wantPath: "/foo", wantRule: ruleScriptFile},
+		{name: "mod_fcgid, app.fcgi in the URL", scriptName: "/app/app.fcgi", pathInfo: "/foo/bar", reqURI: "/app/app.fcgi/foo/bar",
+			wantScript: "/app/app.fcgi", wantPath: "/foo/bar", wantRule: ruleSplit},
+		{name: "mod_fcgid rewrite, mounted", mount: "/app", scriptName: "/app/app.fcgi", pathInfo: "/foo/bar", reqURI: uri,
+			wantScript: "/app", wantPath: "/foo/bar", wantRule: ruleMount},
+		{name: "Caddy without split_path", scriptName: "", pathInfo: "/app/foo/bar", reqURI: uri,
+			wantScript: "", wantPath: "/app/foo/bar", wantRule: ruleSplit},
+		{name: "Caddy handle_path /app/*", scriptName: "", pathInfo: "/foo/bar", reqURI: uri,
+			wantScript: "/app", wantPath: "/foo/bar", wantRule: ruleStripped},
+		{name: "Caddy handle_path, mounted", mount: "/app", pathInfo: "/foo/bar", reqURI: uri,
+			wantScript: "/app", wantPath: "/foo/bar", wantRule: ruleMount},
+		{name: "%2F decoded as PEP 3333 says", scriptName: "/a/b", reqURI: "/a%2Fb",
+			wantScript: "", wantPath: "/a/b", wantRule: ruleWholePath},
+		{name: "non-ASCII path as latin-1 bytes", scriptName: "/caf\xc3\xa9", reqURI: "/caf%C3%A9",
+			wantScript: "", wantPath: "/caf\xc3\xa9", wantRule: ruleWholePath},
+		{name: "SCRIPT_NAME never ends in /", scriptName: "/app/", pathInfo: "x", reqURI: "/app/x",
+			wantScript: "/app", wantPath: "/x", wantRule: ruleSplit},
+		{name: "root", scriptName: "/", reqURI: "/",
+			wantScript: "", wantPath: "/", wantRule: ruleWholePath},
+		{name: "no REQUEST_URI", scriptName: "/a", pathInfo: "/b",
+			wantScript: "/a", wantPath: "/b", wantRule: ruleNoRequestURI},
+		{name: "contradiction: taken as sent", scriptName: "/other", reqURI: uri,
+			wantScript: "", wantPath: "/other", wantRule: ruleConflict, wantConflict: true},
+		{name: "contradiction with PATH_INFO", scriptName: "/x", pathInfo: "/y", reqURI: uri,
+			wantScript: "/x", wantPath: "/y", wantRule: ruleConflict, wantConflict: true},
+		{name: "mount not at a / boundary", mount: "/app", scriptName: "/application/x", reqURI: "/application/x",
+			wantScript: "", wantPath: "/application/x", wantRule: ruleMountConflict, wantConflict: true},
+		{name: "mount exact", mount: "/app", scriptName: "/app", reqURI: "/app",
+			wantScript: "/app", wantPath: "", wantRule: ruleMount},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, p := splitPath([]byte(tc.mount), []byte(tc.scriptName), []byte(tc.pathInfo))
-			if string(s) != tc.wantScript || string(p) != tc.wantPat {
-				t.Errorf("got SCRIPT_NAME %q PATH_INFO %q, want %q %q", s, p, tc.wantScript, tc.wantPat)
+			in := pathInput{mount: []byte(tc.mount), scriptName: []byte(tc.scriptName), pathInfo: []byte(tc.pathInfo),
+				scriptFilename: []byte(tc.scriptFilename)}
+			if tc.reqURI != "" {
+				in.requestURI = []byte(tc.reqURI)
+			}
+			got := derivePath(in)
+			if string(got.script) != tc.wantScript || string(got.path) != tc.wantPath || got.rule != tc.wantRule {
+				t.Errorf("got SCRIPT_NAME %q PATH_INFO %q by %q\nwant %q %q by %q", got.script, got.path, got.rule,
+					tc.wantScript, tc.wantPath, tc.wantRule)
+			}
+			if (got.conflict != "") != tc.wantConflict {
+				t.Errorf("conflict = %q, want conflict %v", got.conflict, tc.wantConflict)
 			}
 		})
+	}
+}
+
+func TestUnescape(t *testing.T) {
+	for in, want := range map[string]string{"/a%2Fb": "/a/b", "/caf%C3%a9": "/caf\xc3\xa9", "/100%": "/100%",
+		"/%zz": "/%zz", "/a+b": "/a+b", "/%4": "/%4", "": ""} {
+		if got := string(unescape([]byte(in))); got != want {
+			t.Errorf("unescape(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

@@ -49,6 +49,10 @@ type Gateway struct {
 	pool  Dispatcher
 	log   hclog.Logger
 	state sync.Pool // *requestState
+
+	// warned holds the path shapes already warned about: one warning per distinct shape of
+	// contradicting params, never one per request. Its keys are a fixed set of rule names.
+	warned sync.Map
 }
 
 // New returns a Gateway serving requests through pool.
@@ -100,9 +104,13 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 			req.EnvBytes(name, value)
 		}
 	}
-	script, path := splitPath(g.mount, c.scriptName, c.pathInfo)
-	req.Env("SCRIPT_NAME", script)
-	req.Env("PATH_INFO", path)
+	split := derivePath(pathInput{mount: g.mount, scriptName: c.scriptName, pathInfo: c.pathInfo,
+		requestURI: c.requestURI, scriptFilename: c.scriptFilename})
+	if split.conflict != "" {
+		g.warnShape(split, &c)
+	}
+	req.Env("SCRIPT_NAME", split.script)
+	req.Env("PATH_INFO", split.path)
 	req.EnvString("wsgi.url_scheme", c.urlScheme())
 
 	cleanup, status := g.prepareBody(req, &c, r)
@@ -116,6 +124,19 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 	if err := g.pool.Do(r.Context(), req, (*cgiWriter)(st)); err != nil {
 		g.fail(w, &c, err)
 	}
+}
+
+// warnShape logs, once per distinct shape, that the front end's path params contradict each
+// other, with the values of the first request that showed it.
+func (g *Gateway) warnShape(split pathResult, c *cgiRequest) {
+	key := split.rule + "|" + split.conflict
+	if _, seen := g.warned.LoadOrStore(key, struct{}{}); seen {
+		return
+	}
+	g.log.Warn("SCRIPT_NAME/PATH_INFO from the web server contradict each other; set --mount to say where the app lives",
+		"shape", split.conflict, "rule", split.rule, "mount", string(g.mount),
+		"SCRIPT_NAME", string(c.scriptName), "PATH_INFO", string(c.pathInfo), "REQUEST_URI", string(c.requestURI),
+		"app_sees_SCRIPT_NAME", string(split.script), "app_sees_PATH_INFO", string(split.path))
 }
 
 // prepareBody settles CONTENT_LENGTH and the body the worker reads. A body without a usable
