@@ -24,7 +24,12 @@ type cgiRequest struct {
 	hasContentLength      bool
 	https, requestScheme  []byte
 	transferEncodingValue []byte
-	host                  []byte
+	host                  []byte // HTTP_HOST, held: X-Forwarded-Host may replace it
+	remoteAddr            []byte // REMOTE_ADDR, held: X-Forwarded-For may replace it
+	hasRemoteAddr         bool
+	fwdProto, fwdFor      []byte
+	fwdHost               []byte
+	fwdScheme             string // X-Forwarded-Proto from a trusted proxy
 }
 
 // paramAction says what happens to one param when the environ is built.
@@ -63,6 +68,16 @@ func (c *cgiRequest) classify(name, value []byte) paramAction {
 		c.scriptFilename = value
 	case "HTTP_HOST":
 		c.host = value
+		return heldParam
+	case "REMOTE_ADDR":
+		c.remoteAddr, c.hasRemoteAddr = value, true
+		return heldParam
+	case "HTTP_X_FORWARDED_PROTO":
+		c.fwdProto = value
+	case "HTTP_X_FORWARDED_FOR":
+		c.fwdFor = value
+	case "HTTP_X_FORWARDED_HOST":
+		c.fwdHost = value
 	case "HTTPS":
 		c.https = value
 	case "REQUEST_SCHEME":
@@ -72,8 +87,12 @@ func (c *cgiRequest) classify(name, value []byte) paramAction {
 }
 
 // urlScheme is wsgi.url_scheme: from HTTPS (RFC 3875 leaves it out; Apache, nginx and Caddy
-// send "on" over TLS) or REQUEST_SCHEME. A client's X-Forwarded-Proto never decides it.
+// send "on" over TLS) or REQUEST_SCHEME. X-Forwarded-Proto decides only when it came from a
+// trusted proxy (see forwarded).
 func (c *cgiRequest) urlScheme() string {
+	if c.fwdScheme != "" {
+		return c.fwdScheme
+	}
 	if len(c.https) > 0 && !bytes.EqualFold(c.https, []byte("off")) && !bytes.Equal(c.https, []byte("0")) {
 		return "https"
 	}

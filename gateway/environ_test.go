@@ -118,7 +118,8 @@ func TestClassify(t *testing.T) {
 		scheme             string
 	}{
 		{"httpoxy: Proxy header dropped", "HTTP_PROXY", "http://evil:3128", dropParam, "http"},
-		{"plain header passes", "HTTP_HOST", "example.org", passParam, "http"},
+		{"plain header passes", "HTTP_ACCEPT", "*/*", passParam, "http"},
+		{"host held (X-Forwarded-Host may replace it)", "HTTP_HOST", "example.org", heldParam, "http"},
 		{"HTTPS on", "HTTPS", "on", passParam, "https"},
 		{"HTTPS off", "HTTPS", "off", passParam, "http"},
 		{"REQUEST_SCHEME https", "REQUEST_SCHEME", "https", passParam, "https"},

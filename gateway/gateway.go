@@ -7,6 +7,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,9 @@ type Options struct {
 	SpoolMemory int
 	// TempDir holds spool files (default os.TempDir()).
 	TempDir string
+	// TrustedProxies are the addresses whose X-Forwarded-Proto, -For and -Host are believed
+	// (default: none).
+	TrustedProxies TrustedProxies
 	// Logger receives request errors (default: discarded).
 	Logger hclog.Logger
 }
@@ -80,40 +84,55 @@ func NormalizeMount(m string) string {
 
 // requestState is the per-request scratch, pooled.
 type requestState struct {
-	req pyrunner.Request
-	cgi []byte // CGI header block being written
-	w   *fcgi.ResponseWriter
+	req    pyrunner.Request
+	c      cgiRequest
+	cgi    []byte // CGI header block being written
+	w      *fcgi.ResponseWriter
+	params *fcgi.Params
 }
+
+// paramValue looks up a CGI param of the request being served.
+func (cw *cgiWriter) paramValue(name string) ([]byte, bool) { return cw.params.Get(name) }
 
 // ServeFCGI implements fcgi.Handler.
 func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 	st := g.state.Get().(*requestState)
 	defer func() {
-		st.w = nil
+		st.w, st.params = nil, nil
+		st.c = cgiRequest{} // drop references to the request's params
 		st.req.Reset()
 		g.state.Put(st)
 	}()
 	st.w = w
+	st.params = &r.Params
 	req := &st.req
 	req.Reset()
 
-	var c cgiRequest
+	c := &st.c
+	*c = cgiRequest{}
 	for i, n := 0, r.Params.Len(); i < n; i++ {
 		name, value := r.Params.At(i)
 		if c.classify(name, value) == passParam {
 			req.EnvBytes(name, value)
 		}
 	}
+	c.forwarded(g.opts.TrustedProxies)
+	if c.hasRemoteAddr {
+		req.Env("REMOTE_ADDR", c.remoteAddr)
+	}
+	if c.host != nil {
+		req.Env("HTTP_HOST", c.host)
+	}
 	split := derivePath(pathInput{mount: g.mount, scriptName: c.scriptName, pathInfo: c.pathInfo,
 		requestURI: c.requestURI, scriptFilename: c.scriptFilename})
 	if split.conflict != "" {
-		g.warnShape(split, &c)
+		g.warnShape(split, c)
 	}
 	req.Env("SCRIPT_NAME", split.script)
 	req.Env("PATH_INFO", split.path)
 	req.EnvString("wsgi.url_scheme", c.urlScheme())
 
-	cleanup, status := g.prepareBody(req, &c, r)
+	cleanup, status := g.prepareBody(req, c, r)
 	if cleanup != nil {
 		defer cleanup()
 	}
@@ -122,7 +141,7 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 		return
 	}
 	if err := g.pool.Do(r.Context(), req, (*cgiWriter)(st)); err != nil {
-		g.fail(w, &c, err)
+		g.fail(w, c, err)
 	}
 }
 
@@ -211,9 +230,16 @@ func (cw *cgiWriter) WriteHeader(status []byte, h pyrunner.Header) error {
 	b := append(cw.cgi[:0], "Status: "...)
 	b = append(b, status...)
 	b = append(b, '\r', '\n')
+	success := status[0] == '2'
 	h.Each(func(name, value []byte) {
 		b = append(b, name...)
 		b = append(b, ':', ' ')
+		if success && len(value) > 0 && value[0] == '/' && len(name) == 8 && bytes.EqualFold(name, []byte("Location")) {
+			// CGI (RFC 3875 section 6.2.2) makes a local-path Location a "local redirect" that
+			// Apache serves internally: an app's 2xx with a relative Location would be
+			// replaced by another page. An absolute URL keeps the app's response.
+			b = cw.appendOrigin(b)
+		}
 		b = append(b, value...)
 		b = append(b, '\r', '\n')
 	})
@@ -221,6 +247,25 @@ func (cw *cgiWriter) WriteHeader(status []byte, h pyrunner.Header) error {
 	cw.cgi = b
 	_, err := cw.w.Write(b)
 	return err
+}
+
+// appendOrigin appends scheme://host of the request, as the app sees them.
+func (cw *cgiWriter) appendOrigin(b []byte) []byte {
+	c := &cw.c
+	b = append(b, c.urlScheme()...)
+	b = append(b, "://"...)
+	if len(c.host) > 0 {
+		return append(b, c.host...)
+	}
+	// RFC 3875 section 4.1.14/4.1.15: SERVER_NAME and SERVER_PORT name the server otherwise.
+	name, _ := cw.paramValue("SERVER_NAME")
+	port, _ := cw.paramValue("SERVER_PORT")
+	b = append(b, name...)
+	scheme := c.urlScheme()
+	if len(port) > 0 && !(scheme == "http" && string(port) == "80") && !(scheme == "https" && string(port) == "443") {
+		b = append(append(b, ':'), port...)
+	}
+	return b
 }
 
 func (cw *cgiWriter) Write(p []byte) (int, error) { return cw.w.Write(p) }

@@ -201,6 +201,29 @@ func TestGatewayBodies(t *testing.T) {
 	}
 }
 
+// TestLocationLocalRedirect: CGI turns a local-path Location into a server-side redirect; on a
+// 2xx the gateway makes it absolute so the app's response is the one the client gets.
+func TestLocationLocalRedirect(t *testing.T) {
+	sock := serveTestApp(t, Options{})
+	cases := []struct {
+		status, host, want string
+	}{
+		{"200", "app.example:8080", "http://app.example:8080/elsewhere?a=1"},
+		{"201", "", "http://localhost/elsewhere?a=1"}, // no Host: SERVER_NAME, port 80 left out
+		{"302", "app.example", "/elsewhere?a=1"},      // a redirect stays as the app wrote it
+	}
+	for _, tc := range cases {
+		params := baseParams(map[string]string{"PATH_INFO": "/location/" + tc.status})
+		if tc.host != "" {
+			params["HTTP_HOST"] = tc.host
+		}
+		rec := do(t, sock, params, nil)
+		if got := rec.Header().Get("Location"); got != tc.want {
+			t.Errorf("status %s: Location %q, want %q", tc.status, got, tc.want)
+		}
+	}
+}
+
 func TestGatewayErrors(t *testing.T) {
 	sock := serveTestApp(t, Options{})
 	cases := []struct {

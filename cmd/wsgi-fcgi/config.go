@@ -18,6 +18,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/wsgi-fcgi/wsgi-fcgi/gateway"
 )
 
 // envPrefix: every setting NAME is also the environment variable WSGI_FCGI_NAME.
@@ -27,20 +29,21 @@ const envPrefix = "WSGI_FCGI"
 // MaxBody → WSGI_FCGI_MAX_BODY) and the default; the flag of the same name is registered in
 // bindFlags.
 type Config struct {
-	App          string        `envconfig:"APP"`
-	Chdir        string        `envconfig:"CHDIR"`
-	PythonPath   string        `envconfig:"PYTHONPATH"`
-	Python       string        `envconfig:"PYTHON" default:"python3"`
-	Workers      int           `envconfig:"WORKERS"`
-	Listen       string        `envconfig:"LISTEN" default:"127.0.0.1:9000"`
-	Mount        string        `envconfig:"MOUNT"`
-	MaxBody      ByteSize      `envconfig:"MAX_BODY" default:"1GiB"`
-	QueueSize    int           `envconfig:"QUEUE_SIZE" default:"1024"`
-	QueueTimeout time.Duration `envconfig:"QUEUE_TIMEOUT" default:"30s"`
-	StartTimeout time.Duration `envconfig:"START_TIMEOUT" default:"60s"`
-	DrainTimeout time.Duration `envconfig:"DRAIN_TIMEOUT" default:"30s"`
-	LogFormat    string        `envconfig:"LOG_FORMAT" default:"text"`
-	LogLevel     string        `envconfig:"LOG_LEVEL" default:"info"`
+	App               string        `envconfig:"APP"`
+	Chdir             string        `envconfig:"CHDIR"`
+	PythonPath        string        `envconfig:"PYTHONPATH"`
+	Python            string        `envconfig:"PYTHON" default:"python3"`
+	Workers           int           `envconfig:"WORKERS"`
+	Listen            string        `envconfig:"LISTEN" default:"127.0.0.1:9000"`
+	Mount             string        `envconfig:"MOUNT"`
+	ForwardedAllowIPs string        `envconfig:"FORWARDED_ALLOW_IPS"`
+	MaxBody           ByteSize      `envconfig:"MAX_BODY" default:"1GiB"`
+	QueueSize         int           `envconfig:"QUEUE_SIZE" default:"1024"`
+	QueueTimeout      time.Duration `envconfig:"QUEUE_TIMEOUT" default:"30s"`
+	StartTimeout      time.Duration `envconfig:"START_TIMEOUT" default:"60s"`
+	DrainTimeout      time.Duration `envconfig:"DRAIN_TIMEOUT" default:"30s"`
+	LogFormat         string        `envconfig:"LOG_FORMAT" default:"text"`
+	LogLevel          string        `envconfig:"LOG_LEVEL" default:"info"`
 
 	showVersion bool
 }
@@ -54,6 +57,7 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.Workers, "workers", c.Workers, "number of worker processes (default: number of CPUs)")
 	fs.StringVar(&c.Listen, "listen", c.Listen, "FastCGI listen `ADDR`: host:port, [::1]:port, or a unix socket path (/run/app.sock or unix:PATH)")
 	fs.StringVar(&c.Mount, "mount", c.Mount, "URL `PREFIX` the app is mounted at (SCRIPT_NAME), e.g. /app; default: derived from the web server's params")
+	fs.StringVar(&c.ForwardedAllowIPs, "forwarded-allow-ips", c.ForwardedAllowIPs, "comma-separated `IPS` and CIDRs of proxies whose X-Forwarded-Proto/-For/-Host are believed (\"*\": any); default none")
 	fs.Var(&c.MaxBody, "max-body", "largest request body accepted (413 above), e.g. 100MiB; 0 for no limit")
 	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "requests that may wait for a free worker before 503")
 	fs.DurationVar(&c.QueueTimeout, "queue-timeout", c.QueueTimeout, "longest wait for a free worker before 503")
@@ -110,6 +114,9 @@ func (c *Config) validate() error {
 	}
 	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
 		return fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", c.LogLevel)
+	}
+	if _, err := gateway.ParseTrustedProxies(c.ForwardedAllowIPs); err != nil {
+		return fmt.Errorf("--%w", err)
 	}
 	if c.QueueSize < 0 {
 		return fmt.Errorf("--queue-size %d: must not be negative", c.QueueSize)

@@ -116,10 +116,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wsgi-fcgi: listen %s: %v\n", cfg.Listen, err)
 		return exitFailed
 	}
+	trusted, _ := gateway.ParseTrustedProxies(cfg.ForwardedAllowIPs) // checked by validate
 	gw := gateway.New(pool, gateway.Options{
-		Mount:   cfg.Mount,
-		MaxBody: int64(cfg.MaxBody),
-		Logger:  log.Named("gateway"),
+		Mount:          cfg.Mount,
+		MaxBody:        int64(cfg.MaxBody),
+		TrustedProxies: trusted,
+		Logger:         log.Named("gateway"),
 	})
 	srv := &fcgi.Server{
 		Handler: gw,

@@ -10,6 +10,10 @@ def application(environ, start_response):
     if path == "/badheader":
         start_response("200 OK", [("X-Evil", "a\r\nSet-Cookie: injected=1")])
         return [b"should not be seen"]
+    if path.startswith("/location/"):
+        # /location/<status>: a response with a local-path Location header.
+        start_response(path.split("/")[2] + " X", [("Location", "/elsewhere?a=1")])
+        return [b""]
     body = environ["wsgi.input"].read()
     seen = {k: v for k, v in environ.items() if isinstance(v, str)}
     seen["body_len"] = len(body)
