@@ -217,9 +217,32 @@ func (g *Gateway) inline(req *pyrunner.Request, body io.Reader, length int64) bo
 		return false
 	}
 	if rest := length - int64(len(buf)); rest > 0 {
-		req.Body = &io.LimitedReader{R: body, N: rest}
+		req.Body = &exactReader{r: body, left: rest}
 	}
 	return true
+}
+
+// exactReader reads exactly the declared length: never past it (PEP 3333), and a body that
+// ends before it (the client went away) is an error, which the app's read raises, not a short
+// body passed off as whole.
+type exactReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF && e.left > 0 {
+		err = fmt.Errorf("request body ended %d bytes before its CONTENT_LENGTH: %w", e.left, io.ErrUnexpectedEOF)
+	}
+	return n, err
 }
 
 // cgiWriter adapts the fcgi response to the pool's ResponseWriter: the status and headers

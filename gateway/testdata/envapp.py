@@ -14,7 +14,11 @@ def application(environ, start_response):
         # /location/<status>: a response with a local-path Location header.
         start_response(path.split("/")[2] + " X", [("Location", "/elsewhere?a=1")])
         return [b""]
-    body = environ["wsgi.input"].read()
+    try:
+        body = environ["wsgi.input"].read()
+    except OSError as e:
+        start_response("400 Bad Request", [("Content-Type", "text/plain")])
+        return [("short body: %s" % e).encode()]
     seen = {k: v for k, v in environ.items() if isinstance(v, str)}
     seen["body_len"] = len(body)
     seen["body_sha256"] = hashlib.sha256(body).hexdigest()
