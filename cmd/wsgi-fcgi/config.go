@@ -37,6 +37,7 @@ type Config struct {
 	Listen            string        `envconfig:"LISTEN" default:"127.0.0.1:9000"`
 	Mount             string        `envconfig:"MOUNT"`
 	ForwardedAllowIPs string        `envconfig:"FORWARDED_ALLOW_IPS"`
+	HTTP              string        `envconfig:"HTTP"`
 	MaxBody           ByteSize      `envconfig:"MAX_BODY" default:"1GiB"`
 	QueueSize         int           `envconfig:"QUEUE_SIZE" default:"1024"`
 	QueueTimeout      time.Duration `envconfig:"QUEUE_TIMEOUT" default:"30s"`
@@ -57,6 +58,7 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.Workers, "workers", c.Workers, "number of worker processes (default: number of CPUs)")
 	fs.StringVar(&c.Listen, "listen", c.Listen, "FastCGI listen `ADDR`: host:port, [::1]:port, or a unix socket path (/run/app.sock or unix:PATH)")
 	fs.StringVar(&c.Mount, "mount", c.Mount, "URL `PREFIX` the app is mounted at (SCRIPT_NAME), e.g. /app; default: derived from the web server's params")
+	fs.StringVar(&c.HTTP, "http", c.HTTP, "also serve plain HTTP on `ADDR` (host:port) through the FastCGI listener, for development; the demo app turns it on at 127.0.0.1:8000")
 	fs.StringVar(&c.ForwardedAllowIPs, "forwarded-allow-ips", c.ForwardedAllowIPs, "comma-separated `IPS` and CIDRs of proxies whose X-Forwarded-Proto/-For/-Host are believed (\"*\": any); default none")
 	fs.Var(&c.MaxBody, "max-body", "largest request body accepted (413 above), e.g. 100MiB; 0 for no limit")
 	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "requests that may wait for a free worker before 503")

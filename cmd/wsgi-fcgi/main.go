@@ -48,6 +48,9 @@ func main() {
 // run is the whole program: it returns the exit status. Cancelling ctx (SIGTERM, SIGINT)
 // stops the gateway gracefully.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "probe" {
+		return runProbe(args[1:], stdout, stderr)
+	}
 	cfg, err := loadConfig(args, stderr)
 	switch {
 	case errors.Is(err, errHelp):
@@ -132,11 +135,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "app", cfg.App, "workers", cfg.Workers)
+	if demo && cfg.HTTP == "" {
+		cfg.HTTP = "127.0.0.1:8000"
+	}
+	var dev *devHTTP
+	if cfg.HTTP != "" {
+		if dev, err = startDevHTTP(cfg.HTTP, ln.Addr(), log.Named("http")); err != nil {
+			fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+			srv.Close()
+			return exitFailed
+		}
+		log.Info("development HTTP front end (not for production)", "url", dev.URL())
+	}
 	if demo {
 		fmt.Fprintf(stderr, "\nServing the built-in demo app (no --app given) on FastCGI %s.\n"+
+			"Open %s (the development HTTP front end, --http).\n"+
 			"Point a web server at it, e.g. nginx:  location / { include fastcgi_params; fastcgi_pass %s; }\n"+
 			"Your own app: wsgi-fcgi --app mypackage.wsgi:application --chdir /srv/site\n\n",
-			ln.Addr(), nginxAddr(ln.Addr().Network(), ln.Addr().String()))
+			ln.Addr(), dev.URL(), nginxAddr(ln.Addr().Network(), ln.Addr().String()))
 	}
 
 	select {
@@ -149,6 +165,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancel()
 	status := exitOK
+	if dev != nil {
+		if err := dev.shutdown(dctx); err != nil {
+			log.Warn("development HTTP front end: requests still running at the drain timeout", "error", err)
+		}
+	}
 	if err := srv.Shutdown(dctx); err != nil {
 		log.Warn("requests still running at the drain timeout", "error", err)
 		srv.Close()
