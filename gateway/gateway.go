@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -42,6 +43,11 @@ type Options struct {
 	// TrustedProxies are the addresses whose X-Forwarded-Proto, -For and -Host are believed
 	// (default: none).
 	TrustedProxies TrustedProxies
+	// PingPath, when set, is answered "pong" by the gateway itself, without a worker (php-fpm's
+	// ping.path): a liveness check of the gateway and the web server's link to it.
+	PingPath string
+	// AccessLog, when set, gets one line per request.
+	AccessLog *AccessLog
 	// Logger receives request errors (default: discarded).
 	Logger hclog.Logger
 }
@@ -89,6 +95,10 @@ type requestState struct {
 	cgi    []byte // CGI header block being written
 	w      *fcgi.ResponseWriter
 	params *fcgi.Params
+
+	// For the access log: the status sent and the body bytes after the headers.
+	status int
+	bytes  int64
 }
 
 // paramValue looks up a CGI param of the request being served.
@@ -97,8 +107,16 @@ func (cw *cgiWriter) paramValue(name string) ([]byte, bool) { return cw.params.G
 // ServeFCGI implements fcgi.Handler.
 func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 	st := g.state.Get().(*requestState)
+	var start time.Time
+	if g.opts.AccessLog != nil {
+		start = time.Now()
+	}
 	defer func() {
+		if g.opts.AccessLog != nil {
+			g.logAccess(st, start)
+		}
 		st.w, st.params = nil, nil
+		st.status, st.bytes = 0, 0
 		st.c = cgiRequest{} // drop references to the request's params
 		st.req.Reset()
 		g.state.Put(st)
@@ -128,6 +146,12 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 	if split.conflict != "" {
 		g.warnShape(split, c)
 	}
+	if g.opts.PingPath != "" && g.isPing(split) {
+		st.status = 200
+		io.WriteString(w, "Status: 200 OK\r\nContent-Type: text/plain\r\n"+
+			"Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\nCache-Control: no-cache, no-store, must-revalidate, max-age=0\r\n\r\npong\n")
+		return
+	}
 	req.Env("SCRIPT_NAME", split.script)
 	req.Env("PATH_INFO", split.path)
 	req.EnvString("wsgi.url_scheme", c.urlScheme())
@@ -137,12 +161,47 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 		defer cleanup()
 	}
 	if status != 0 {
-		g.plainError(w, status, "")
+		st.status = g.plainError(w, status, "")
 		return
 	}
 	if err := g.pool.Do(r.Context(), req, (*cgiWriter)(st)); err != nil {
-		g.fail(w, c, err)
+		st.status = g.fail(w, c, err)
 	}
+}
+
+// isPing reports whether the request is for Options.PingPath.
+func (g *Gateway) isPing(split pathResult) bool {
+	p := g.opts.PingPath
+	n := len(split.script)
+	return len(p) == n+len(split.path) && p[:n] == string(split.script) && p[n:] == string(split.path)
+}
+
+// logAccess writes the access log line of the request st served.
+func (g *Gateway) logAccess(st *requestState, start time.Time) {
+	get := func(name string) []byte {
+		if st.params == nil {
+			return nil
+		}
+		v, _ := st.params.Get(name)
+		return v
+	}
+	e := accessEntry{
+		start:     start,
+		duration:  time.Since(start),
+		remote:    st.c.remoteAddr,
+		user:      get("REMOTE_USER"),
+		method:    get("REQUEST_METHOD"),
+		uri:       st.c.requestURI,
+		protocol:  get("SERVER_PROTOCOL"),
+		status:    st.status,
+		bytes:     st.bytes,
+		referer:   get("HTTP_REFERER"),
+		userAgent: get("HTTP_USER_AGENT"),
+	}
+	if e.status == 0 {
+		e.status = 499 // the response never started: the web server went away (nginx's code)
+	}
+	g.opts.AccessLog.log(&e)
 }
 
 // warnShape logs, once per distinct shape, that the front end's path params contradict each
@@ -250,6 +309,7 @@ func (e *exactReader) Read(p []byte) (int, error) {
 type cgiWriter requestState
 
 func (cw *cgiWriter) WriteHeader(status []byte, h pyrunner.Header) error {
+	cw.status = int(status[0]-'0')*100 + int(status[1]-'0')*10 + int(status[2]-'0') // validated by pyrunner
 	b := append(cw.cgi[:0], "Status: "...)
 	b = append(b, status...)
 	b = append(b, '\r', '\n')
@@ -291,18 +351,22 @@ func (cw *cgiWriter) appendOrigin(b []byte) []byte {
 	return b
 }
 
-func (cw *cgiWriter) Write(p []byte) (int, error) { return cw.w.Write(p) }
-func (cw *cgiWriter) Flush() error                { return cw.w.Flush() }
+func (cw *cgiWriter) Write(p []byte) (int, error) {
+	cw.bytes += int64(len(p))
+	return cw.w.Write(p)
+}
+func (cw *cgiWriter) Flush() error { return cw.w.Flush() }
 
-// fail answers for a request the pool could not serve.
-func (g *Gateway) fail(w *fcgi.ResponseWriter, c *cgiRequest, err error) {
+// fail answers for a request the pool could not serve. It returns the status sent (for the
+// access log), or 0 when nothing could be.
+func (g *Gateway) fail(w *fcgi.ResponseWriter, c *cgiRequest, err error) int {
 	var xe *pyrunner.ExchangeError
 	switch {
 	case errors.Is(err, pyrunner.ErrQueueFull), errors.Is(err, pyrunner.ErrQueueTimeout):
 		g.log.Warn("request refused: no free worker", "uri", string(c.requestURI), "error", err)
-		g.plainError(w, 503, "Retry-After: 1\r\n")
+		return g.plainError(w, 503, "Retry-After: 1\r\n")
 	case errors.Is(err, pyrunner.ErrClosed):
-		g.plainError(w, 503, "Retry-After: 1\r\n")
+		return g.plainError(w, 503, "Retry-After: 1\r\n")
 	case errors.As(err, &xe) && xe.Started:
 		// The status went out already: cut the response so the web server does not pass a
 		// truncated body off as whole.
@@ -310,26 +374,30 @@ func (g *Gateway) fail(w *fcgi.ResponseWriter, c *cgiRequest, err error) {
 			g.log.Error("response cut short", "uri", string(c.requestURI), "error", err)
 		}
 		w.Abort()
+		return 0
 	case errors.As(err, &xe) && errors.Is(err, pyrunner.ErrBadHeader):
 		g.log.Error("app sent an invalid response header", "uri", string(c.requestURI), "error", err)
-		g.plainError(w, 500, "")
+		return g.plainError(w, 500, "")
 	case errors.As(err, &xe):
 		g.log.Error("worker failed", "uri", string(c.requestURI), "error", err)
-		g.plainError(w, 502, "")
+		return g.plainError(w, 502, "")
 	case errors.Is(err, context.Canceled):
 		// The web server aborted the request while it waited for a worker.
+		return 0
 	default:
 		// An error writing to the web server: it went away; nothing to answer.
 		if !errors.Is(err, fcgi.ErrConnClosed) && !errors.Is(err, fcgi.ErrRequestAborted) {
 			g.log.Debug("response not delivered", "uri", string(c.requestURI), "error", err)
 		}
+		return 0
 	}
 }
 
-// plainError writes a short text/plain response of the gateway's own.
-func (g *Gateway) plainError(w *fcgi.ResponseWriter, status int, extraHeaders string) {
+// plainError writes a short text/plain response of the gateway's own; it returns status.
+func (g *Gateway) plainError(w *fcgi.ResponseWriter, status int, extraHeaders string) int {
 	text := statusText(status)
 	fmt.Fprintf(w, "Status: %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n%s\r\n%d %s\n", status, text, extraHeaders, status, text)
+	return status
 }
 
 func statusText(code int) string {

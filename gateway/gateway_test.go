@@ -227,6 +227,35 @@ func TestLocationLocalRedirect(t *testing.T) {
 	}
 }
 
+func TestPingAndAccessLog(t *testing.T) {
+	var logBuf bytes.Buffer
+	alog := NewAccessLog(&logBuf, AccessLogCombined)
+	sock := serveTestApp(t, Options{PingPath: "/fcgi-ping", AccessLog: alog})
+
+	rec := do(t, sock, baseParams(map[string]string{"SCRIPT_NAME": "/fcgi-ping", "REQUEST_URI": "/fcgi-ping"}), nil)
+	if rec.Code != 200 || rec.Body.String() != "pong\n" || rec.Header().Get("Cache-Control") == "" {
+		t.Errorf("ping: %d %q %v", rec.Code, rec.Body, rec.Header())
+	}
+	do(t, sock, baseParams(map[string]string{"PATH_INFO": "/x", "REQUEST_URI": "/x?y=1", "HTTP_USER_AGENT": "test-agent"}), nil)
+	do(t, sock, baseParams(map[string]string{"PATH_INFO": "/boom", "REQUEST_URI": "/boom"}), nil)
+	if err := alog.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(logBuf.String()), "\n")
+	want := []string{`"GET /fcgi-ping HTTP/1.1" 200 `, `"GET /x?y=1 HTTP/1.1" 200 `, `"GET /boom HTTP/1.1" 500 `}
+	if len(lines) != len(want) {
+		t.Fatalf("access log has %d lines, want %d:\n%s", len(lines), len(want), logBuf.String())
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) || !strings.HasPrefix(lines[i], "127.0.0.1 - - [") {
+			t.Errorf("line %d: %q, want it to hold %q", i, lines[i], w)
+		}
+	}
+	if !strings.Contains(lines[1], `"test-agent"`) {
+		t.Errorf("user agent missing: %q", lines[1])
+	}
+}
+
 func TestGatewayErrors(t *testing.T) {
 	sock := serveTestApp(t, Options{})
 	cases := []struct {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -111,5 +112,31 @@ func TestDemo(t *testing.T) {
 			t.Fatalf("the demo does not print its URL; stderr:\n%s", p.stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestPingPathAndAccessLog(t *testing.T) {
+	logFile := shortTempDir(t) + "/access.log"
+	g := startGateway(t, gatewayConfig{workers: 1, args: []string{"--ping-path", "/fcgi-ping",
+		"--access-log", logFile, "--access-log-format", "json"}})
+	addr := g.address
+	if g.network == "unix" {
+		addr = "unix:" + g.address
+	}
+	out, err := exec.Command(gatewayBin, "probe", addr, "/fcgi-ping").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "status 200") {
+		t.Fatalf("probe of the ping path: %v %s", err, out)
+	}
+	// The log is flushed every second.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(logFile)
+		if strings.Contains(string(b), `"uri":"/fcgi-ping"`) && strings.Contains(string(b), `"status":200`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("access log %s does not show the request:\n%s", logFile, b)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -38,6 +38,9 @@ type Config struct {
 	Mount             string        `envconfig:"MOUNT"`
 	ForwardedAllowIPs string        `envconfig:"FORWARDED_ALLOW_IPS"`
 	HTTP              string        `envconfig:"HTTP"`
+	PingPath          string        `envconfig:"PING_PATH"`
+	AccessLog         string        `envconfig:"ACCESS_LOG"`
+	AccessLogFormat   string        `envconfig:"ACCESS_LOG_FORMAT" default:"combined"`
 	MaxBody           ByteSize      `envconfig:"MAX_BODY" default:"1GiB"`
 	QueueSize         int           `envconfig:"QUEUE_SIZE" default:"1024"`
 	QueueTimeout      time.Duration `envconfig:"QUEUE_TIMEOUT" default:"30s"`
@@ -59,6 +62,9 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "FastCGI listen `ADDR`: host:port, [::1]:port, or a unix socket path (/run/app.sock or unix:PATH)")
 	fs.StringVar(&c.Mount, "mount", c.Mount, "URL `PREFIX` the app is mounted at (SCRIPT_NAME), e.g. /app; default: derived from the web server's params")
 	fs.StringVar(&c.HTTP, "http", c.HTTP, "also serve plain HTTP on `ADDR` (host:port) through the FastCGI listener, for development; the demo app turns it on at 127.0.0.1:8000")
+	fs.StringVar(&c.PingPath, "ping-path", c.PingPath, "answer `PATH` (e.g. /fcgi-ping) with \"pong\" from the gateway itself, like php-fpm's ping.path")
+	fs.StringVar(&c.AccessLog, "access-log", c.AccessLog, "write an access log line per request to `FILE` (\"-\": standard output); off by default")
+	fs.StringVar(&c.AccessLogFormat, "access-log-format", c.AccessLogFormat, "access log format: combined (Apache/nginx, plus the request time) or json")
 	fs.StringVar(&c.ForwardedAllowIPs, "forwarded-allow-ips", c.ForwardedAllowIPs, "comma-separated `IPS` and CIDRs of proxies whose X-Forwarded-Proto/-For/-Host are believed (\"*\": any); default none")
 	fs.Var(&c.MaxBody, "max-body", "largest request body accepted (413 above), e.g. 100MiB; 0 for no limit")
 	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "requests that may wait for a free worker before 503")
@@ -116,6 +122,14 @@ func (c *Config) validate() error {
 	}
 	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
 		return fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", c.LogLevel)
+	}
+	switch c.AccessLogFormat {
+	case "combined", "json":
+	default:
+		return fmt.Errorf("--access-log-format %q: want combined or json", c.AccessLogFormat)
+	}
+	if c.PingPath != "" && !strings.HasPrefix(c.PingPath, "/") {
+		return fmt.Errorf("--ping-path %q: must start with /", c.PingPath)
 	}
 	if _, err := gateway.ParseTrustedProxies(c.ForwardedAllowIPs); err != nil {
 		return fmt.Errorf("--%w", err)

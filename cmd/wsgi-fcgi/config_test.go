@@ -29,6 +29,8 @@ func TestLoadConfig(t *testing.T) {
 		{name: "bad forwarded-allow-ips", args: []string{"--forwarded-allow-ips", "10.0.0.0/99"}, wantErr: "forwarded-allow-ips"},
 		{name: "forwarded-allow-ips from env", env: map[string]string{"WSGI_FCGI_FORWARDED_ALLOW_IPS": "10.0.0.0/8,::1"},
 			check: func(c *Config) bool { return c.ForwardedAllowIPs == "10.0.0.0/8,::1" }},
+		{name: "bad access log format", args: []string{"--access-log-format", "common"}, wantErr: "--access-log-format"},
+		{name: "relative ping path", args: []string{"--ping-path", "ping"}, wantErr: "--ping-path"},
 		{name: "bad size", args: []string{"--max-body", "lots"}, wantErr: "invalid size"},
 		{name: "bad log format", args: []string{"--log-format", "xml"}, wantErr: "--log-format"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},

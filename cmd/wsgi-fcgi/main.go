@@ -120,10 +120,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	trusted, _ := gateway.ParseTrustedProxies(cfg.ForwardedAllowIPs) // checked by validate
+	accessLog, closeAccessLog, err := openAccessLog(cfg, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+		return exitConfig
+	}
+	if accessLog != nil {
+		defer func() {
+			if err := closeAccessLog(); err != nil {
+				log.Error("access log", "error", err)
+			}
+		}()
+	}
 	gw := gateway.New(pool, gateway.Options{
 		Mount:          cfg.Mount,
 		MaxBody:        int64(cfg.MaxBody),
 		TrustedProxies: trusted,
+		PingPath:       cfg.PingPath,
+		AccessLog:      accessLog,
 		Logger:         log.Named("gateway"),
 	})
 	srv := &fcgi.Server{
@@ -198,4 +212,27 @@ func newLogger(cfg *Config, w io.Writer) hclog.Logger {
 		JSONFormat: cfg.LogFormat == "json",
 		Color:      hclog.AutoColor,
 	})
+}
+
+// openAccessLog opens the access log the settings ask for, or returns nil when it is off, with
+// the function that flushes and closes it. The file is opened for appending (rotate it with
+// logrotate's copytruncate).
+func openAccessLog(cfg *Config, stdout io.Writer) (*gateway.AccessLog, func() error, error) {
+	format := gateway.AccessLogCombined
+	if cfg.AccessLogFormat == "json" {
+		format = gateway.AccessLogJSON
+	}
+	switch cfg.AccessLog {
+	case "":
+		return nil, nil, nil
+	case "-":
+		l := gateway.NewAccessLog(stdout, format)
+		return l, l.Close, nil
+	}
+	f, err := os.OpenFile(cfg.AccessLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--access-log: %w", err)
+	}
+	l := gateway.NewAccessLog(f, format)
+	return l, func() error { return errors.Join(l.Close(), f.Close()) }, nil
 }
