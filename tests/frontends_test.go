@@ -186,16 +186,23 @@ func checkGolden(t *testing.T, path string, got fixture) {
 // free loopback port.
 func startNginxSite(t *testing.T, site string) *nginx {
 	t.Helper()
+	port := freePort(t, "tcp4", "127.0.0.1")
+	return startNginxConf(t, fmt.Sprintf("server {\n    listen 127.0.0.1:%d;\n%s\n}\n", port, indent(site)), port)
+}
+
+// startNginxConf starts nginx with conf (what goes inside http {}: upstreams and servers),
+// which listens on port.
+func startNginxConf(t *testing.T, conf string, port int) *nginx {
+	t.Helper()
 	bin := needNginx(t)
 	params, err := os.ReadFile("/etc/nginx/fastcgi_params")
 	if err != nil {
 		missingTool(t, "read nginx's fastcgi_params: %v", err)
 	}
 	dir := shortTempDir(t)
-	port := freePort(t, "tcp4", "127.0.0.1")
 	files := map[string]string{
 		"nginx.conf":     mainConfig(dir),
-		"wsgi-fcgi.conf": fmt.Sprintf("server {\n    listen 127.0.0.1:%d;\n%s\n}\n", port, indent(site)),
+		"wsgi-fcgi.conf": conf,
 		"fastcgi_params": string(params),
 	}
 	for name, content := range files {
