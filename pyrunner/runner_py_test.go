@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// TestRunnerUnittests runs runner.py's own unittest suite (runner_test.py), which drives the
-// real runner over a socketpair. RUNNER_PYTHON picks the interpreter; by default Debian's
-// /usr/bin/python3, else python3 on PATH.
+// TestRunnerUnittests runs runner.py's own unittest suites (runner_test.py, and
+// compliance_test.py with wsgiref.validate), which drive the real runner over a socketpair.
+// RUNNER_PYTHON picks the interpreter; by default Debian's /usr/bin/python3, else python3.
 func TestRunnerUnittests(t *testing.T) {
 	python := os.Getenv("RUNNER_PYTHON")
 	if python == "" {
@@ -20,7 +20,7 @@ func TestRunnerUnittests(t *testing.T) {
 	if _, err := exec.LookPath(python); err != nil {
 		t.Skipf("%s not found", python)
 	}
-	cmd := exec.Command(python, "-m", "unittest", "discover", "-s", ".", "-p", "runner_test.py")
+	cmd := exec.Command(python, "-m", "unittest", "discover", "-s", ".", "-p", "*_test.py")
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
