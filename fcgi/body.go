@@ -1,11 +1,14 @@
 // This file holds Body, the request's FCGI_STDIN stream: a bounded buffer the
-// connection's read loop fills and the handler drains.
+// connection's read loop fills and the handler drains, with a temp file for
+// the overflow of multiplexed requests.
 
 package fcgi
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"sync"
 )
 
@@ -13,11 +16,12 @@ const (
 	// bodyBlockSize is the unit of body buffering; blocks are pooled.
 	bodyBlockSize = 16 << 10
 
-	// bodyMaxBuffered bounds what one request may hold unread. When a body
-	// is full the read loop stops reading the connection until the handler
-	// has read bodyResume bytes: a handler that does not read its body stalls
-	// every request multiplexed on its connection, FCGI_ABORT_REQUEST
-	// included. (Spooling large bodies instead is future work.)
+	// bodyMaxBuffered bounds what one request holds unread in memory. When
+	// a body is full on a connection that carries one request at a time,
+	// the read loop stops reading the connection until the handler has read
+	// bodyResume bytes (backpressure to the web server). On a multiplexed
+	// connection the overflow goes to a temp file instead, so that no other
+	// request waits on this one.
 	bodyMaxBuffered = 256 << 10
 	bodyResume      = 64 << 10
 
@@ -38,10 +42,16 @@ var errBodyAfterReturn = errors.New("fcgi: body read after handler returned")
 // FCGI_ABORT_REQUEST, and ErrConnClosed when the connection died before the
 // stream was complete.
 //
-// At most 256 KiB are buffered per request; while that much is unread the
-// connection is not read any further, so a handler must read its body (or
-// return) for other requests on the same connection to progress. Once
-// ServeFCGI returns, the rest of the stream is read and discarded.
+// At most 256 KiB are buffered in memory per request. When that much is
+// unread on a connection whose web server sends one request at a time (as
+// nginx, Apache and Caddy do), the connection is not read any further until
+// the handler reads: the web server is held back, nothing grows. On a
+// multiplexed connection (other requests in progress, or a web server that
+// has multiplexed on it before or asked FCGI_MPXS_CONNS), the overflow is
+// written to an unlinked temp file (Server.SpoolDir), up to Server.MaxSpool
+// unread bytes, after which Read fails with ErrBodyTooLarge; the file is
+// emptied whenever the reader catches up. Once ServeFCGI returns, the rest
+// of the stream is read and discarded.
 //
 // A Body is safe for use by one reader goroutine at a time.
 type Body struct {
@@ -59,6 +69,14 @@ type Body struct {
 	closed bool  // the handler returned: discard input
 
 	readerWaiting, writerWaiting bool
+
+	// The spool file: bytes [fr, fw) of f follow what the ring holds.
+	// spooling is set while input goes to f; it ends when f is drained.
+	f        *os.File
+	fr, fw   int64
+	spooling bool
+	spoolDir string // set by the read loop before the first write
+	spoolMax int64
 }
 
 func (b *Body) init() {
@@ -72,7 +90,7 @@ func (b *Body) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	b.mu.Lock()
-	for b.n == 0 && !b.eof && b.err == nil && !b.closed {
+	for b.n == 0 && b.fw == b.fr && !b.eof && b.err == nil && !b.closed {
 		b.readerWaiting = true
 		b.readable.Wait()
 	}
@@ -85,6 +103,10 @@ func (b *Body) Read(p []byte) (int, error) {
 	case b.closed:
 		b.mu.Unlock()
 		return 0, errBodyAfterReturn
+	case b.n == 0 && b.fw > b.fr:
+		nr, err := b.readSpoolLocked(p)
+		b.mu.Unlock()
+		return nr, err
 	case b.n == 0:
 		b.mu.Unlock()
 		return 0, io.EOF
@@ -111,6 +133,33 @@ func (b *Body) Read(p []byte) (int, error) {
 	return nr, nil
 }
 
+// readSpoolLocked reads from the spool file once the ring is empty. When
+// the reader has caught up, the file is emptied and input goes back to the
+// ring. Called with b.mu held.
+func (b *Body) readSpoolLocked(p []byte) (int, error) {
+	p = p[:min(int64(len(p)), b.fw-b.fr)]
+	nr, err := b.f.ReadAt(p, b.fr)
+	b.fr += int64(nr)
+	if err != nil && nr < len(p) {
+		err = fmt.Errorf("fcgi: read body spool: %w", err)
+		b.err = err
+		b.freeLocked()
+		return nr, err
+	}
+	if b.fr == b.fw {
+		b.fr, b.fw = 0, 0
+		b.spooling = false
+		if err := b.f.Truncate(0); err != nil {
+			b.err = fmt.Errorf("fcgi: truncate body spool: %w", err)
+			b.freeLocked()
+		}
+	}
+	if b.writerWaiting {
+		b.writable.Signal()
+	}
+	return nr, nil
+}
+
 // Buffered returns the number of bytes Read can return without blocking.
 func (b *Body) Buffered() int {
 	b.mu.Lock()
@@ -118,7 +167,7 @@ func (b *Body) Buffered() int {
 	if b.err != nil || b.closed {
 		return 0
 	}
-	return b.n
+	return b.n + int(b.fw-b.fr)
 }
 
 // Complete reports whether the whole stream, up to the empty FCGI_STDIN
@@ -141,23 +190,37 @@ func (b *Body) popBlock() {
 	}
 }
 
-// freeLocked drops everything buffered. Called with b.mu held.
+// freeLocked drops everything buffered, spool file included. Called with
+// b.mu held.
 func (b *Body) freeLocked() {
 	for b.cnt > 0 {
 		b.popBlock()
 	}
 	b.n = 0
+	if b.f != nil {
+		b.f.Close()
+		b.f = nil
+	}
+	b.fr, b.fw, b.spooling = 0, 0, false
 }
 
 // write appends as much of p as fits and returns how much it consumed. It
 // never blocks: when the body is full it returns less than len(p) and the
-// caller waits with waitRoom. Input is consumed and dropped once the handler
-// has returned or the request has failed. Called by the read loop only.
-func (b *Body) write(p []byte) int {
+// caller either waits with waitRoom or calls startSpool. While spooling,
+// all of p goes to the spool file. Input is consumed and dropped once the
+// handler has returned or the request has failed. An error means the
+// request's body has just failed (spool limit or file error). Called by the
+// read loop only.
+func (b *Body) write(p []byte) (int, error) {
 	b.mu.Lock()
 	if b.closed || b.err != nil {
 		b.mu.Unlock()
-		return len(p)
+		return len(p), nil
+	}
+	if b.spooling {
+		err := b.spoolLocked(p)
+		b.mu.Unlock()
+		return len(p), err
 	}
 	total := 0
 	for len(p) > 0 && b.n < bodyMaxBuffered {
@@ -178,7 +241,52 @@ func (b *Body) write(p []byte) int {
 		b.readable.Signal()
 	}
 	b.mu.Unlock()
-	return total
+	return total, nil
+}
+
+// startSpool sends further input to the spool file, until the reader has
+// drained it. Called by the read loop only, when the ring is full.
+func (b *Body) startSpool() {
+	b.mu.Lock()
+	b.spooling = true
+	b.mu.Unlock()
+}
+
+// spoolLocked appends p to the spool file, creating it on first use, or
+// fails the body if that would put more than spoolMax bytes unread in it.
+// Called with b.mu held.
+func (b *Body) spoolLocked(p []byte) error {
+	if b.fw-b.fr+int64(len(p)) > b.spoolMax {
+		return b.failLocked(fmt.Errorf("%w (%d bytes)", ErrBodyTooLarge, b.spoolMax))
+	}
+	if b.f == nil {
+		f, err := os.CreateTemp(b.spoolDir, "fcgi-body-")
+		if err != nil {
+			return b.failLocked(fmt.Errorf("fcgi: body spool: %w", err))
+		}
+		// Unlinked at once: the file goes with the descriptor, whatever
+		// happens to the process.
+		os.Remove(f.Name())
+		b.f = f
+	}
+	m, err := b.f.WriteAt(p, b.fw)
+	b.fw += int64(m)
+	if err != nil {
+		return b.failLocked(fmt.Errorf("fcgi: body spool: %w", err))
+	}
+	if b.readerWaiting {
+		b.readable.Signal()
+	}
+	return nil
+}
+
+// failLocked fails the body with err and returns it. Called with b.mu held.
+func (b *Body) failLocked(err error) error {
+	b.err = err
+	b.freeLocked()
+	b.readable.Broadcast()
+	b.writable.Broadcast()
+	return err
 }
 
 // waitRoom blocks the read loop until the handler has made room, returned,

@@ -13,6 +13,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -21,9 +22,9 @@ import (
 )
 
 // ErrProtocol is wrapped by the errors passed to Server.ConnError when the
-// web server broke the FastCGI protocol or this package's limits: a bad
+// web server broke the FastCGI protocol: a bad
 // version, a truncated record, a record for a request that was never begun,
-// a params stream over 1 MiB, a malformed name-value pair.
+// a malformed name-value pair.
 var ErrProtocol = errors.New("fcgi: protocol error")
 
 // errCloseConn ends the read loop without an error: FCGI_KEEP_CONN was not
@@ -60,15 +61,36 @@ type conn struct {
 	sweepAt int
 	small   [32]byte // scratch for the records the read loop sends
 
+	// overloaded: the connection came over MaxConns; set before serving.
+	overloaded bool
+	// draining: the connection is being closed after a refusal; the read
+	// loop only discards what still arrives.
+	draining bool
+	// deadlineSet: a stall deadline is armed on rwc.
+	deadlineSet bool
+	// mpxPeer: the web server multiplexes on this connection, or may: it
+	// has had two requests in progress at once, or asked FCGI_MPXS_CONNS.
+	// A full body is then spooled rather than paused (see Body).
+	mpxPeer bool
+
+	// dmu orders the read loop's stall deadlines with the linger deadline
+	// closeAfterResponse sets from a handler goroutine.
+	dmu       sync.Mutex
+	lingering bool
+
 	wmu sync.Mutex // serializes writes to rwc
 
 	dead      atomic.Bool // no more writes: closed, broken, or half-closed
 	closeOnce sync.Once
 	waiting   atomic.Pointer[Body] // body the read loop waits on for room
 	inflight  atomic.Int32         // requests begun and not yet ended
-	refs      atomic.Int32         // the read loop and running handlers
-	reported  atomic.Bool
-	done      chan struct{} // closed when refs drops to zero
+	// active counts the requests in progress, like inflight, but drops
+	// before FCGI_END_REQUEST is written: once the web server has the end
+	// of a request, its next one never finds the old one counted.
+	active   atomic.Int32
+	refs     atomic.Int32 // the read loop and running handlers
+	reported atomic.Bool
+	done     chan struct{} // closed when refs drops to zero
 }
 
 func newConn(s *Server, rwc io.ReadWriteCloser, remote net.Addr) *conn {
@@ -105,6 +127,8 @@ func (c *conn) serve() {
 		case req == ignoreStdin || req == ignoreAll:
 		case !req.launched:
 			req.dropParams()
+			req.body.close()
+			c.deactivate() // counted in, never launched to count out
 		default:
 			req.body.fail(ErrConnClosed)
 			req.r.cancelCtx(ErrConnClosed)
@@ -161,6 +185,20 @@ func (c *conn) launchPending() {
 func (c *conn) readHeader(h *header) error {
 	if c.br.Buffered() < headerLen {
 		c.beforeRead()
+		// Between records the connection may idle; inside a header it may
+		// not stall.
+		if c.br.Buffered() == 0 {
+			c.armStall(false)
+			if _, err := c.br.Peek(1); err != nil {
+				if err == io.EOF {
+					return io.EOF
+				}
+				return c.readErr(err)
+			}
+		}
+		if c.br.Buffered() < headerLen {
+			c.armStall(true)
+		}
 	}
 	b, err := c.br.Peek(headerLen)
 	if err != nil {
@@ -181,7 +219,34 @@ func (c *conn) readErr(err error) error {
 	if err == io.EOF {
 		return fmt.Errorf("%w: truncated record: %w", ErrProtocol, io.ErrUnexpectedEOF)
 	}
+	if c.deadlineSet && errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w: nothing received for %v", ErrStalled, c.srv.stallTimeout())
+	}
 	return fmt.Errorf("fcgi: read: %w", err)
+}
+
+// armStall is called before a read that may block: inside a record (mid)
+// the read gets a deadline StallTimeout from now; between records any
+// deadline is lifted. Connections without deadlines are not timed.
+func (c *conn) armStall(mid bool) {
+	if !mid && !c.deadlineSet {
+		return
+	}
+	d, ok := c.rwc.(interface{ SetReadDeadline(time.Time) error })
+	timeout := c.srv.stallTimeout()
+	if !ok || timeout < 0 {
+		return
+	}
+	var t time.Time
+	if mid {
+		t = time.Now().Add(timeout)
+	}
+	c.dmu.Lock()
+	if !c.lingering {
+		d.SetReadDeadline(t)
+		c.deadlineSet = mid
+	}
+	c.dmu.Unlock()
 }
 
 // next returns up to n bytes, at least one, from the read buffer, reading
@@ -190,6 +255,7 @@ func (c *conn) readErr(err error) error {
 func (c *conn) next(n int) ([]byte, error) {
 	if c.br.Buffered() == 0 {
 		c.beforeRead()
+		c.armStall(true)
 		if _, err := c.br.Peek(1); err != nil {
 			return nil, c.readErr(err)
 		}
@@ -226,6 +292,9 @@ func (c *conn) readFull(dst []byte) error {
 // handleRecord consumes the content of the record whose header is h.
 func (c *conn) handleRecord(h *header) error {
 	n := int(h.contentLen)
+	if c.draining {
+		return c.discard(n)
+	}
 	if h.id == nullRequestID {
 		if h.typ == typeGetValues {
 			return c.getValues(n)
@@ -288,6 +357,11 @@ func (c *conn) getValues(n int) error {
 			i, v = 1, c.srv.maxReqs()
 		case "FCGI_MPXS_CONNS":
 			i, v = 2, 1 // requests on one connection run concurrently
+			if c.srv.NoMultiplex {
+				v = 0
+			} else {
+				c.mpxPeer = true // a client that asks may well multiplex
+			}
 		default:
 			continue
 		}
@@ -322,25 +396,62 @@ func (c *conn) beginRequest(id uint16, n int) error {
 	if old, ok := c.reqs[id]; ok && old != ignoreStdin && old != ignoreAll && !old.done.Load() {
 		return fmt.Errorf("%w: FCGI_BEGIN_REQUEST for active request id %d", ErrProtocol, id)
 	}
-	if role != RoleResponder && role != RoleAuthorizer {
+	switch {
+	case role != RoleResponder && role != RoleAuthorizer:
 		// "FCGI_UNKNOWN_ROLE: rejecting a new request. This happens when
 		// the Web server has specified a role that is unknown to the
 		// application." Filter is known, but not served.
-		c.reqs[id] = ignoreAll
-		if err := c.write(appendEndRequest(c.small[:0], id, 0, statusUnknownRole)); err != nil {
-			return err
-		}
-		if !keepConn {
-			return errCloseConn
-		}
-		return nil
+		return c.refuse(id, keepConn, statusUnknownRole, fmt.Errorf("%w: %v (request %d)", ErrUnknownRole, role, id))
+	case c.overloaded:
+		// "FCGI_OVERLOADED: rejecting a new request. This happens when the
+		// application runs out of some resource".
+		return c.refuse(id, keepConn, statusOverloaded, fmt.Errorf("%w: over %d (request %d refused)", ErrTooManyConns, c.srv.maxConns(), id))
+	case c.srv.NoMultiplex && c.active.Load() > 0:
+		// "FCGI_CANT_MPX_CONN: rejecting a new request. This happens when a
+		// Web server sends concurrent requests over one connection to an
+		// application that is designed to process one request at a time per
+		// connection."
+		return c.refuse(id, keepConn, statusCantMultiplex, fmt.Errorf("%w: request %d while another is in progress", ErrCantMultiplex, id))
+	}
+	if c.srv.active.Add(1) > int32(c.srv.maxReqs()) {
+		c.srv.active.Add(-1)
+		return c.refuse(id, keepConn, statusOverloaded, fmt.Errorf("%w: over %d (request %d refused)", ErrTooManyRequests, c.srv.maxReqs(), id))
 	}
 	if len(c.reqs) >= c.sweepAt {
 		c.sweep()
 	}
-	c.reqs[id] = newRequest(c, id, role, keepConn)
+	if c.active.Load() > 0 {
+		c.mpxPeer = true
+	}
+	req := newRequest(c, id, role, keepConn)
+	req.body.spoolDir, req.body.spoolMax = c.srv.SpoolDir, c.srv.maxSpool()
+	c.reqs[id] = req
 	c.inflight.Add(1)
+	c.active.Add(1)
 	return nil
+}
+
+// refuse answers a new request with FCGI_END_REQUEST and protocol status
+// st; its other records are ignored until the id is begun again. A
+// connection over MaxConns, or one whose request did not ask
+// FCGI_KEEP_CONN, is closed after the answer.
+func (c *conn) refuse(id uint16, keepConn bool, st protocolStatus, reason error) error {
+	c.reqs[id] = ignoreAll
+	c.srv.refused(c.remote, reason)
+	if err := c.write(appendEndRequest(c.small[:0], id, 0, st)); err != nil {
+		return err
+	}
+	if !keepConn || c.overloaded {
+		c.drain()
+	}
+	return nil
+}
+
+// drain closes the connection after what was written: the read loop
+// discards input until the web server closes its side.
+func (c *conn) drain() {
+	c.draining = true
+	c.closeAfterResponse(false)
 }
 
 // sweep drops finished requests from the map. One whose body is still
@@ -369,9 +480,30 @@ func (c *conn) abortRequest(id uint16, n int) error {
 		return nil
 	}
 	if req.launched {
-		// The handler's FCGI_END_REQUEST goes out when it returns.
+		if !req.w.endClaimed.CompareAndSwap(false, true) {
+			return nil // the handler is sending FCGI_END_REQUEST itself
+		}
+		// "the application responds as soon as possible with
+		// {FCGI_END_REQUEST, R, {FCGI_REQUEST_COMPLETE, appStatus}}": now,
+		// not when the handler notices. Under the write lock, so that no
+		// output of the handler follows it. The handler still counts
+		// against the limits until it returns: it still holds what it uses.
+		c.wmu.Lock()
+		req.w.webAborted.Store(true)
+		c.wmu.Unlock()
 		req.body.fail(ErrRequestAborted)
 		req.r.cancelCtx(ErrRequestAborted)
+		if req.stdinDone {
+			delete(c.reqs, id)
+		} else {
+			c.reqs[id] = ignoreStdin
+		}
+		if err := c.write(appendEndRequest(c.small[:0], id, 0, statusRequestComplete)); err != nil {
+			return err
+		}
+		if !req.r.KeepConn {
+			c.drain()
+		}
 		return nil
 	}
 	// No handler yet: "After receiving {FCGI_ABORT_REQUEST, R}, the
@@ -379,11 +511,13 @@ func (c *conn) abortRequest(id uint16, n int) error {
 	// {FCGI_REQUEST_COMPLETE, appStatus}}."
 	req.dropped = true
 	req.dropParams()
+	req.body.close()
 	if req.stdinDone {
 		delete(c.reqs, id)
 	} else {
 		c.reqs[id] = ignoreStdin
 	}
+	c.deactivate()
 	err := c.write(appendEndRequest(c.small[:0], id, 0, statusRequestComplete))
 	c.endInflight()
 	if err != nil {
@@ -412,8 +546,8 @@ func (c *conn) params(id uint16, n int) error {
 	if req.pb == nil {
 		req.pb = getParamBuf()
 	}
-	if len(req.pb.b)+n > maxParamsSize {
-		return fmt.Errorf("%w: params of request %d exceed %d bytes", ErrProtocol, id, maxParamsSize)
+	if max := c.srv.maxParamsSize(); len(req.pb.b)+n > max {
+		return c.paramsTooLarge(req, n, max)
 	}
 	for n > 0 {
 		b, err := c.next(n)
@@ -423,6 +557,37 @@ func (c *conn) params(id uint16, n int) error {
 		req.pb.b = append(req.pb.b, b...)
 		c.br.Discard(len(b))
 		n -= len(b)
+	}
+	return nil
+}
+
+// paramsTooLarge answers a request whose params outgrew the limit with a
+// CGI 431 response of the package's own; its handler never runs and its
+// remaining records are ignored.
+func (c *conn) paramsTooLarge(req *request, n, limit int) error {
+	if err := c.discard(n); err != nil {
+		return err
+	}
+	id := req.r.ID
+	req.dropped = true
+	req.dropParams()
+	req.body.close()
+	c.reqs[id] = ignoreStdin
+	c.srv.refused(c.remote, fmt.Errorf("%w: request %d sent more than %d bytes", ErrParamsTooLarge, id, limit))
+	const msg = "431 Request Header Fields Too Large\n"
+	const head = "Status: 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+	b := appendHeader(nil, typeStdout, id, len(head)+len(msg))
+	b = append(append(b, head...), msg...)
+	b = appendHeader(b, typeStdout, id, 0)
+	b = appendEndRequest(b, id, 0, statusRequestComplete)
+	c.deactivate()
+	err := c.write(b)
+	c.endInflight()
+	if err != nil {
+		return err
+	}
+	if !req.r.KeepConn {
+		c.drain()
 	}
 	return nil
 }
@@ -439,6 +604,14 @@ func (c *conn) endParams(req *request) error {
 		}
 		pb.idx = req.r.Params.idx // keep the grown index with its buffer
 		req.r.Params.pb = pb
+	}
+	if req.r.Role == RoleAuthorizer {
+		// An authorizer decides on the request's params alone, and Apache
+		// mod_authnz_fcgi sends no FCGI_STDIN for it at all: the body is
+		// complete, and empty, once the params end. An FCGI_STDIN stream that
+		// comes all the same is discarded.
+		req.stdinDone = true
+		req.body.setEOF()
 	}
 	c.pending = append(c.pending, req)
 	return nil
@@ -475,11 +648,27 @@ func (c *conn) stdin(id uint16, n int) error {
 		if err != nil {
 			return err
 		}
-		m := req.body.write(b)
+		m, err := req.body.write(b)
 		c.br.Discard(m)
 		n -= m
+		if err != nil {
+			// The spool limit bit, or the spool file failed: the request's
+			// body is failed and the rest of it is discarded.
+			req.r.cancelCtx(err)
+			c.srv.refused(c.remote, fmt.Errorf("request %d: %w", id, err))
+			continue
+		}
 		if m < len(b) {
-			// The body is full: its handler must run to drain it.
+			if c.mpxPeer || c.active.Load() > 1 {
+				// Other requests share the connection, or may come behind
+				// this body: the overflow goes to a temp file so that they
+				// are not held up.
+				req.body.startSpool()
+				continue
+			}
+			// A web server that sends one request at a time per connection
+			// (nginx, Apache, Caddy): its handler must run to drain the
+			// body, and the web server waits meanwhile (backpressure).
 			c.launchPending()
 			if !req.body.waitRoom(c) {
 				return errCloseConn
@@ -518,6 +707,7 @@ func (c *conn) endRequest(req *request, ok bool) {
 	// Inactive from here: a new FCGI_BEGIN_REQUEST may reuse the id as soon
 	// as the web server has our FCGI_END_REQUEST.
 	req.done.Store(true)
+	c.deactivate()
 	if ok {
 		req.w.finish()
 	} else {
@@ -543,9 +733,15 @@ func (req *request) dropParams() {
 }
 
 // write sends b under the write mutex.
-func (c *conn) write(b []byte) error {
+func (c *conn) write(b []byte) error { return c.writeReq(nil, b) }
+
+// writeReq sends b for a request, unless aborted (if not nil) is set.
+func (c *conn) writeReq(aborted *atomic.Bool, b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if aborted != nil && aborted.Load() {
+		return ErrRequestAborted
+	}
 	if c.dead.Load() {
 		return ErrConnClosed
 	}
@@ -556,10 +752,14 @@ func (c *conn) write(b []byte) error {
 	return nil
 }
 
-// writeBuffers sends v with writev where the connection supports it.
-func (c *conn) writeBuffers(v *net.Buffers) error {
+// writeBuffers sends v with writev where the connection supports it,
+// unless aborted is set.
+func (c *conn) writeBuffers(aborted *atomic.Bool, v *net.Buffers) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if aborted.Load() {
+		return ErrRequestAborted
+	}
 	if c.dead.Load() {
 		return ErrConnClosed
 	}
@@ -600,7 +800,11 @@ func (c *conn) closeAfterResponse(bodyComplete bool) {
 	c.wmu.Lock()
 	c.dead.Store(true)
 	c.wmu.Unlock()
-	if hc.CloseWrite() != nil || hc.SetReadDeadline(time.Now().Add(lingerTimeout)) != nil {
+	c.dmu.Lock()
+	c.lingering = true
+	err := hc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	c.dmu.Unlock()
+	if err != nil || hc.CloseWrite() != nil {
 		c.close()
 		return
 	}
@@ -616,6 +820,13 @@ func (c *conn) closeIfIdle() bool {
 		c.close()
 	}
 	return c.dead.Load()
+}
+
+// deactivate counts a request out of the limits, before its
+// FCGI_END_REQUEST is written.
+func (c *conn) deactivate() {
+	c.active.Add(-1)
+	c.srv.active.Add(-1)
 }
 
 // endInflight counts a request out; a draining server closes the

@@ -10,12 +10,20 @@ import (
 // FuzzReadRecord feeds arbitrary bytes to a connection's read loop, with a
 // handler that reads its params and body and answers. The read loop must
 // neither panic nor hang, and what it writes must be well-formed records.
-// Allocation is bounded by the package's limits (1 MiB of params per
-// request, 256 KiB of body, 64 KiB per record).
+// Allocation is bounded by the package's limits (here 4 KiB of params per
+// request, three requests, 256 KiB of body in memory, 64 KiB per record).
 func FuzzReadRecord(f *testing.F) {
 	f.Add(simpleRequest(1, 0, map[string]string{"REQUEST_METHOD": "GET"}, []byte("body")))
 	f.Add(makeRecord(typeGetValues, 0, nameValuePair11("FCGI_MPXS_CONNS", ""), 3))
 	f.Add(append(beginRecord(1, RoleFilter, 1), makeRecord(typeAbortRequest, 1, nil, 0)...))
+	f.Add(append(beginRecord(2, RoleAuthorizer, 1), stream(typeParams, 2, nameValuePair11("A", "b"), 10)...))
+	f.Add(bytes.Join([][]byte{ // FCGI_MPXS_CONNS asked, then two requests interleaved, one aborted
+		makeRecord(typeGetValues, 0, nameValuePair11("FCGI_MPXS_CONNS", ""), 0),
+		beginRecord(1, RoleResponder, 1), beginRecord(2, RoleResponder, 1),
+		stream(typeParams, 1, nil, 1), stream(typeParams, 2, nil, 1),
+		makeRecord(typeStdin, 1, []byte("one"), 0), makeRecord(typeAbortRequest, 2, nil, 0),
+		makeRecord(typeStdin, 1, nil, 0),
+	}, nil))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fc := &fakeConn{r: bytes.NewReader(data)}
 		srv := &Server{Handler: HandlerFunc(func(w *ResponseWriter, r *Request) {
@@ -24,7 +32,10 @@ func FuzzReadRecord(f *testing.F) {
 				w.WriteStderr(v)
 			}
 			io.Copy(w, r.Body)
-		})}
+		}),
+			// Small limits, so that inputs reach the refusals too.
+			MaxParamsSize: 4096, MaxReqs: 3, MaxSpool: 1 << 20,
+		}
 		done := make(chan struct{})
 		go func() {
 			srv.serveRWC(fc, nil)

@@ -8,10 +8,6 @@ import (
 	"sync"
 )
 
-// maxParamsSize caps the FCGI_PARAMS stream of one request. A web server
-// sending more breaks the connection: real CGI environments are a few KiB.
-const maxParamsSize = 1 << 20
-
 // Params is the name-value pairs of a request's FCGI_PARAMS stream, in the
 // order the web server sent them, as raw bytes. Names may repeat; Get returns
 // the first.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 const (
@@ -52,7 +53,9 @@ var (
 // passed to writev uncopied. Flush sends what is buffered now.
 //
 // Once the connection is gone, writes fail with an error wrapping
-// ErrConnClosed; the handler should stop. A ResponseWriter must not be used
+// ErrConnClosed; once the web server has aborted the request, with
+// ErrRequestAborted (what was buffered is dropped). Either way the handler
+// should stop. A ResponseWriter must not be used
 // from several goroutines at once, nor after ServeFCGI returns.
 type ResponseWriter struct {
 	c  *conn
@@ -68,6 +71,13 @@ type ResponseWriter struct {
 	err        error // sticky
 	done       bool  // ServeFCGI returned
 	aborted    bool
+
+	// webAborted is set by the read loop on FCGI_ABORT_REQUEST: output
+	// stops; the read loop has sent FCGI_END_REQUEST.
+	webAborted atomic.Bool
+	// endClaimed is set by whoever sends FCGI_END_REQUEST: finish, or the
+	// read loop on an abort. It is sent once.
+	endClaimed atomic.Bool
 }
 
 // Write writes p to the FCGI_STDOUT stream: the CGI response, headers first.
@@ -94,7 +104,7 @@ func (w *ResponseWriter) Flush() error {
 		return nil
 	}
 	w.closeRecord()
-	err := w.c.write(w.ob.b[:w.n])
+	err := w.c.writeReq(&w.webAborted, w.ob.b[:w.n])
 	w.n = 0
 	if err != nil {
 		w.err = err
@@ -106,8 +116,11 @@ func (w *ResponseWriter) Flush() error {
 // sees a broken response rather than a complete one. Use it when the
 // response is known to be wrong after part of it was sent. Other requests
 // multiplexed on the connection fail too.
+//
+// Abort after FCGI_ABORT_REQUEST does nothing: the web server has given the
+// request up, and the connection is left to its other requests.
 func (w *ResponseWriter) Abort() {
-	if w.done || w.aborted {
+	if w.done || w.aborted || w.webAborted.Load() {
 		return
 	}
 	w.aborted = true
@@ -122,6 +135,9 @@ func (w *ResponseWriter) check() error {
 		return w.err
 	case w.done:
 		return errWriteAfterReturn
+	case w.webAborted.Load():
+		w.err = ErrRequestAborted
+		return w.err
 	case w.c.dead.Load():
 		w.err = ErrConnClosed
 		return w.err
@@ -194,7 +210,7 @@ func (w *ResponseWriter) writeLarge(t recType, p []byte) error {
 			p = p[m:]
 		}
 		ob.vec = iov
-		if err := w.c.writeBuffers(&ob.vec); err != nil {
+		if err := w.c.writeBuffers(&w.webAborted, &ob.vec); err != nil {
 			return err
 		}
 	}
@@ -207,6 +223,12 @@ func (w *ResponseWriter) writeLarge(t recType, p []byte) error {
 // all in one write.
 func (w *ResponseWriter) finish() {
 	defer w.release()
+	if !w.endClaimed.CompareAndSwap(false, true) {
+		// An abort arrived and the read loop sent FCGI_END_REQUEST; unsent
+		// output is dropped.
+		w.done = true
+		return
+	}
 	if w.check() != nil {
 		w.done = true
 		return
@@ -222,7 +244,7 @@ func (w *ResponseWriter) finish() {
 		b = appendHeader(b, typeStderr, w.id, 0)
 	}
 	b = appendEndRequest(b, w.id, w.appStatus, statusRequestComplete)
-	if err := w.c.write(b); err != nil {
+	if err := w.c.writeReq(&w.webAborted, b); err != nil {
 		w.err = err
 	}
 }

@@ -17,10 +17,39 @@ import (
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = errors.New("fcgi: server closed")
 
-// Defaults advertised in FCGI_GET_VALUES_RESULT when Server leaves them 0.
+// Sentinel errors for the limits a Server enforces. They are passed to
+// Server.Refused (and, for ErrStalled, to Server.ConnError) wrapped with
+// the request or connection they refused.
+var (
+	// ErrTooManyConns: a connection arrived with MaxConns connections open;
+	// its requests are answered FCGI_OVERLOADED and it is closed.
+	ErrTooManyConns = errors.New("fcgi: too many connections")
+	// ErrTooManyRequests: FCGI_BEGIN_REQUEST with MaxReqs requests in
+	// progress; answered FCGI_OVERLOADED.
+	ErrTooManyRequests = errors.New("fcgi: too many concurrent requests")
+	// ErrCantMultiplex: a second request on a connection while NoMultiplex
+	// is set; answered FCGI_CANT_MPX_CONN.
+	ErrCantMultiplex = errors.New("fcgi: multiplexing disabled")
+	// ErrUnknownRole: a Filter or unknown role; answered FCGI_UNKNOWN_ROLE.
+	ErrUnknownRole = errors.New("fcgi: role not served")
+	// ErrParamsTooLarge: a FCGI_PARAMS stream over MaxParamsSize; the
+	// request is answered "Status: 431" without reaching the handler.
+	ErrParamsTooLarge = errors.New("fcgi: params too large")
+	// ErrStalled: the web server sent part of a record and then nothing for
+	// StallTimeout; the connection is closed.
+	ErrStalled = errors.New("fcgi: connection stalled in the middle of a record")
+	// ErrBodyTooLarge: a multiplexed request's unread body outgrew MaxSpool;
+	// its Body fails with this error and the rest is discarded.
+	ErrBodyTooLarge = errors.New("fcgi: unread body over the spool limit")
+)
+
+// Defaults for the Server fields left 0.
 const (
-	defaultMaxConns = 1000
-	defaultMaxReqs  = 1000
+	DefaultMaxConns      = 1000
+	DefaultMaxReqs       = 1000
+	DefaultMaxParamsSize = 1 << 20
+	DefaultStallTimeout  = 30 * time.Second
+	DefaultMaxSpool      = 1 << 30
 )
 
 // Server serves FastCGI connections. It needs a Handler; its fields must not
@@ -29,36 +58,79 @@ type Server struct {
 	// Handler serves every request. It must not be nil.
 	Handler Handler
 
-	// MaxConns and MaxReqs are advertised to the web server as
-	// FCGI_MAX_CONNS and FCGI_MAX_REQS in FCGI_GET_VALUES_RESULT (0 means
-	// 1000). They are not enforced here. FCGI_MPXS_CONNS is always 1.
-	MaxConns, MaxReqs int
+	// MaxConns bounds the connections open at once (0 means
+	// DefaultMaxConns). A connection beyond it has every request answered
+	// with FCGI_END_REQUEST{FCGI_OVERLOADED} and is then closed. It is
+	// advertised as FCGI_MAX_CONNS.
+	MaxConns int
+
+	// MaxReqs bounds the requests in progress at once, over all
+	// connections (0 means DefaultMaxReqs). An FCGI_BEGIN_REQUEST beyond it
+	// is answered FCGI_OVERLOADED. It is advertised as FCGI_MAX_REQS.
+	MaxReqs int
+
+	// NoMultiplex refuses a second request on a connection while one is in
+	// progress, with FCGI_CANT_MPX_CONN, and advertises FCGI_MPXS_CONNS=0.
+	// By default requests multiplexed on a connection run concurrently.
+	NoMultiplex bool
+
+	// MaxParamsSize bounds one request's FCGI_PARAMS stream in bytes (0
+	// means DefaultMaxParamsSize, 1 MiB). A larger request is answered
+	// "Status: 431" by the package and never reaches the handler.
+	MaxParamsSize int
+
+	// StallTimeout is how long the web server may leave a record half sent
+	// before the connection is closed (0 means DefaultStallTimeout; negative
+	// disables it). An idle connection between records never times out.
+	StallTimeout time.Duration
+
+	// MaxSpool bounds the unread body of one multiplexed request that is
+	// kept in a temp file (0 means DefaultMaxSpool, 1 GiB), and SpoolDir is
+	// where (default os.TempDir()). See Body for when a body is spooled.
+	MaxSpool int64
+	SpoolDir string
 
 	// ConnError, if set, is called once when a connection ends because of
-	// an error: a malformed record (the error wraps ErrProtocol), a read
-	// error other than EOF, a handler panic. It may be called from several
-	// goroutines at once. The package never logs.
+	// an error: a malformed record (the error wraps ErrProtocol), a stall
+	// (ErrStalled), a read error other than EOF, a handler panic. It may be
+	// called from several goroutines at once. The package never logs.
 	ConnError func(remote net.Addr, err error)
 
+	// Refused, if set, is called when a limit refuses a request or a
+	// connection: the error wraps ErrTooManyConns, ErrTooManyRequests,
+	// ErrCantMultiplex, ErrUnknownRole, ErrParamsTooLarge or
+	// ErrBodyTooLarge. It may be called from several goroutines at once.
+	Refused func(remote net.Addr, err error)
+
 	inShutdown atomic.Bool
+	active     atomic.Int32 // requests in progress, over all connections
 
 	mu        sync.Mutex
 	listeners map[*net.Listener]struct{}
 	conns     map[*conn]struct{}
 }
 
-func (s *Server) maxConns() int {
-	if s.MaxConns > 0 {
-		return s.MaxConns
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v != 0 {
+		return v
 	}
-	return defaultMaxConns
+	return def
 }
 
-func (s *Server) maxReqs() int {
-	if s.MaxReqs > 0 {
-		return s.MaxReqs
+func (s *Server) maxConns() int      { return orDefault(s.MaxConns, DefaultMaxConns) }
+func (s *Server) maxReqs() int       { return orDefault(s.MaxReqs, DefaultMaxReqs) }
+func (s *Server) maxParamsSize() int { return orDefault(s.MaxParamsSize, DefaultMaxParamsSize) }
+func (s *Server) maxSpool() int64    { return orDefault(s.MaxSpool, DefaultMaxSpool) }
+
+func (s *Server) stallTimeout() time.Duration {
+	return orDefault(s.StallTimeout, DefaultStallTimeout)
+}
+
+// refused reports a limit that bit.
+func (s *Server) refused(remote net.Addr, err error) {
+	if f := s.Refused; f != nil {
+		f(remote, err)
 	}
-	return defaultMaxReqs
 }
 
 // Serve accepts connections on l and serves each in its own goroutine. It
@@ -220,6 +292,9 @@ func (s *Server) track(rwc io.ReadWriteCloser, remote net.Addr) *conn {
 		s.conns = make(map[*conn]struct{})
 	}
 	c := newConn(s, rwc, remote)
+	// Over MaxConns the connection is still read, so that its requests are
+	// answered FCGI_OVERLOADED rather than left to time out.
+	c.overloaded = len(s.conns) >= s.maxConns()
 	s.conns[c] = struct{}{}
 	return c
 }

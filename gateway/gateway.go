@@ -155,6 +155,7 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 	req.Env("SCRIPT_NAME", split.script)
 	req.Env("PATH_INFO", split.path)
 	req.EnvString("wsgi.url_scheme", c.urlScheme())
+	roleEnv(req, r)
 
 	cleanup, status := g.prepareBody(req, c, r)
 	if cleanup != nil {
@@ -378,6 +379,10 @@ func (g *Gateway) fail(w *fcgi.ResponseWriter, c *cgiRequest, err error) int {
 	case errors.As(err, &xe) && errors.Is(err, pyrunner.ErrBadHeader):
 		g.log.Error("app sent an invalid response header", "uri", string(c.requestURI), "error", err)
 		return g.plainError(w, 500, "")
+	case errors.As(err, &xe) && errors.Is(err, pyrunner.ErrTimeout):
+		// The pool logged the worker's Python stack and killed it.
+		g.log.Error("request timed out", "uri", string(c.requestURI), "error", err)
+		return g.plainError(w, 504, "")
 	case errors.As(err, &xe):
 		g.log.Error("worker failed", "uri", string(c.requestURI), "error", err)
 		return g.plainError(w, 502, "")
@@ -416,4 +421,19 @@ func statusText(code int) string {
 		return "Gateway Timeout"
 	}
 	return "Error"
+}
+
+// roleEnv tells the app which FastCGI role it plays, as the FastCGI C library does: FCGI_ROLE
+// is RESPONDER or AUTHORIZER (Apache mod_authnz_fcgi sends it itself; other web servers do
+// not). An authorizer answers 200 to let the request through, with "Variable-NAME: value"
+// headers the web server passes on; any other status is the client's answer.
+func roleEnv(req *pyrunner.Request, r *fcgi.Request) {
+	if _, ok := r.Params.Get("FCGI_ROLE"); ok {
+		return
+	}
+	if r.Role == fcgi.RoleAuthorizer {
+		req.EnvString("FCGI_ROLE", "AUTHORIZER")
+	} else {
+		req.EnvString("FCGI_ROLE", "RESPONDER")
+	}
 }

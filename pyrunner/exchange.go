@@ -19,7 +19,17 @@ var (
 	ErrAppFailed = errors.New("app failed after the response started")
 	// ErrBadHeader: the app's status or headers cannot be sent (invalid, or an injection attempt).
 	ErrBadHeader = errors.New("invalid response header")
+	// ErrTimeout: the request ran past Options.Timeout; the worker was killed.
+	ErrTimeout = errors.New("request timed out")
 )
+
+// died is the error of a failed read from or write to the worker: a timeout stays a timeout.
+func died(err error) error {
+	if errors.Is(err, ErrTimeout) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrWorkerDied, err)
+}
 
 // ExchangeError reports a request that did not complete normally.
 type ExchangeError struct {
@@ -41,7 +51,9 @@ const drainLimit = 8 << 20
 
 // Do runs req on a worker and passes the response to w. It waits for a free worker in the
 // bounded queue (ErrQueueFull, ErrQueueTimeout). An error from w (the web server went away)
-// stops the output; the worker is still brought back to a clean state or replaced.
+// stops the output; the worker is still brought back to a clean state or replaced. A request
+// past Options.Timeout fails with an *ExchangeError wrapping ErrTimeout: the worker's Python
+// stack is logged and the worker is killed.
 func (p *Pool) Do(ctx context.Context, req *Request, w ResponseWriter) error {
 	wk, err := p.acquire(ctx)
 	if err != nil {
@@ -49,30 +61,37 @@ func (p *Pool) Do(ctx context.Context, req *Request, w ResponseWriter) error {
 	}
 	healthy, err := wk.exchange(req, w)
 	if healthy {
-		wk.served++
 		p.release(wk)
-	} else {
-		p.discard(wk)
+		return err
 	}
+	if errors.Is(err, ErrTimeout) {
+		stack := wk.p.dumpStack()
+		wk.log.Error("request timed out: killing the worker; its Python stack follows",
+			"timeout", p.opts.Timeout, "uri", req.lookup("REQUEST_URI"), "stack", stack)
+	}
+	p.discard(wk, !errors.Is(err, ErrWorkerDied))
 	return err
 }
 
 // exchange runs one request. healthy reports whether the worker can take another.
 func (wk *worker) exchange(req *Request, w ResponseWriter) (healthy bool, err error) {
+	if o := &wk.pool.opts; o.Timeout > 0 || o.SlowTimeout > 0 {
+		wk.armDeadline(req, o.Timeout, o.SlowTimeout)
+	}
 	if _, err := wk.conn.Write(req.finish()); err != nil {
-		return false, &ExchangeError{PID: wk.pid, Err: fmt.Errorf("%w: send request: %v", ErrWorkerDied, err)}
+		return false, &ExchangeError{PID: wk.p.pid, Err: fmt.Errorf("%w: send request: %v", ErrWorkerDied, err)}
 	}
 	bodyEOF := req.bodyEOF
 	started := false
 	var sinkErr error // first error from w: the rest of the response is drained, not sent
 	drained := 0
 	fail := func(e error) (bool, error) {
-		return false, &ExchangeError{Started: started, PID: wk.pid, Err: e}
+		return false, &ExchangeError{Started: started, PID: wk.p.pid, Err: e}
 	}
 	var hdr [frameHeaderLen]byte
 	for {
 		if _, err := io.ReadFull(wk.br, hdr[:]); err != nil {
-			return fail(fmt.Errorf("%w: %v", ErrWorkerDied, err))
+			return fail(died(err))
 		}
 		h, err := parseFrameHeader(hdr[:])
 		if err != nil {
@@ -89,7 +108,7 @@ func (wk *worker) exchange(req *Request, w ResponseWriter) (healthy bool, err er
 			}
 			var lb [4]byte
 			if _, err := io.ReadFull(wk.br, lb[:]); err != nil {
-				return fail(fmt.Errorf("%w: %v", ErrWorkerDied, err))
+				return fail(died(err))
 			}
 			hl := int(binary.LittleEndian.Uint32(lb[:]))
 			if hl > maxHeaderBlock || hl > n-4 {
@@ -97,20 +116,20 @@ func (wk *worker) exchange(req *Request, w ResponseWriter) (healthy bool, err er
 			}
 			block, err := wk.readBlock(hl)
 			if err != nil {
-				return fail(fmt.Errorf("%w: %v", ErrWorkerDied, err))
+				return fail(died(err))
 			}
 			status, header, perr := parseHeaderBlock(block)
 			if perr != nil {
 				// Nothing has reached w: the caller answers 500. Drain the worker to END.
 				if err := wk.skip(n - 4 - hl); err != nil {
-					return fail(fmt.Errorf("%w: %v", ErrWorkerDied, err))
+					return fail(died(err))
 				}
 				if h.flags&flagEnd == 0 {
 					if ok, err := wk.drainToEnd(bodyEOF); !ok {
 						return fail(err)
 					}
 				}
-				return true, &ExchangeError{PID: wk.pid, Err: fmt.Errorf("%w: %v", ErrBadHeader, perr)}
+				return true, &ExchangeError{PID: wk.p.pid, Err: fmt.Errorf("%w: %v", ErrBadHeader, perr)}
 			}
 			started = true
 			sinkErr = w.WriteHeader(status, header)
@@ -125,7 +144,7 @@ func (wk *worker) exchange(req *Request, w ResponseWriter) (healthy bool, err er
 			}
 			var lb [4]byte
 			if _, err := io.ReadFull(wk.br, lb[:]); err != nil {
-				return fail(fmt.Errorf("%w: %v", ErrWorkerDied, err))
+				return fail(died(err))
 			}
 			want := int(binary.LittleEndian.Uint32(lb[:]))
 			if bodyEOF {
@@ -150,12 +169,12 @@ func (wk *worker) exchange(req *Request, w ResponseWriter) (healthy bool, err er
 				return fail(fmt.Errorf("client gone and the app keeps sending: %w", sinkErr))
 			}
 			if err := wk.skip(n); err != nil {
-				return fail(fmt.Errorf("%w: %v", ErrWorkerDied, err))
+				return fail(died(err))
 			}
 		}
 		if h.flags&flagEnd != 0 {
 			if h.flags&flagError != 0 {
-				return true, &ExchangeError{Started: true, PID: wk.pid, Err: ErrAppFailed}
+				return true, &ExchangeError{Started: true, PID: wk.p.pid, Err: ErrAppFailed}
 			}
 			return true, sinkErr
 		}
@@ -187,14 +206,14 @@ func (wk *worker) copyOut(w ResponseWriter, n int) error {
 		chunk := min(n, wk.br.Size())
 		b, err := wk.br.Peek(chunk)
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrWorkerDied, err)
+			return died(err)
 		}
 		_, werr := w.Write(b)
 		wk.br.Discard(chunk)
 		n -= chunk
 		if werr != nil {
 			if err := wk.skip(n); err != nil {
-				return fmt.Errorf("%w: %v", ErrWorkerDied, err)
+				return died(err)
 			}
 			return werr
 		}
@@ -242,7 +261,7 @@ func (wk *worker) drainToEnd(bodyEOF bool) (bool, error) {
 	total := 0
 	for {
 		if _, err := io.ReadFull(wk.br, hdr[:]); err != nil {
-			return false, fmt.Errorf("%w: %v", ErrWorkerDied, err)
+			return false, died(err)
 		}
 		h, err := parseFrameHeader(hdr[:])
 		if err != nil {
@@ -255,17 +274,17 @@ func (wk *worker) drainToEnd(bodyEOF bool) (bool, error) {
 				return false, fmt.Errorf("response dropped and the app keeps sending")
 			}
 			if err := wk.skip(int(h.length)); err != nil {
-				return false, fmt.Errorf("%w: %v", ErrWorkerDied, err)
+				return false, died(err)
 			}
 			if h.flags&flagEnd != 0 {
 				return true, nil
 			}
 		case frameRead:
 			if err := wk.skip(int(h.length)); err != nil {
-				return false, fmt.Errorf("%w: %v", ErrWorkerDied, err)
+				return false, died(err)
 			}
 			if _, err := wk.sendBody(nil, 0); err != nil {
-				return false, fmt.Errorf("%w: %v", ErrWorkerDied, err)
+				return false, died(err)
 			}
 		default:
 			return false, fmt.Errorf("%w: unexpected %v frame", errProtocol, h.typ)

@@ -12,7 +12,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -36,22 +39,57 @@ func fakeOptions(t *testing.T, mode string, workers int) Options {
 		App:          "fake:app",
 		Workers:      workers,
 		StartTimeout: 10 * time.Second,
-		Env:          append(os.Environ(), fakeModeEnv+"="+mode),
+		Env:          append(os.Environ(), fakeModeEnv+"="+mode, "GORACE=atexit_sleep_ms=0"), // a race-enabled fake exits at once
 	}
 }
 
 // fakeWorker speaks the worker side of PROTOCOL.md. Modes:
 //
-//	echo       answer each request in one START|END frame: "200 OK", the environ's size
+//	echo       answer each request in one START|END frame: "200 OK", the environ's size and pid
 //	readbody   READ the whole body, answer with its length and sha256
 //	stream     START, then three DATA frames, the last with END
 //	die        exit as soon as a request arrives
+//	sleep      sleep for the duration PATH_INFO names ("/1s"), then answer
+//	hang       never send READY
 //	badheader  answer with a header value holding CR LF
 //	fatal      send FATAL instead of READY and exit 4
 //	apperror   START, then DATA with END|ERROR
 func fakeWorker(mode string) int {
-	f := os.NewFile(3, "channel")
-	c, err := net.FileConn(f)
+	if path, ok := strings.CutPrefix(mode, "@"); ok { // the mode is in a file the test changes
+		b, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fake worker:", err)
+			return 3
+		}
+		mode = string(b)
+	}
+	// The stack pipe: SIGUSR1 writes a fake stack, as the runner's faulthandler does.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		fd, _ := strconv.Atoi(os.Getenv("WSGI_FCGI_RUNNER_STACK_FD"))
+		dump := os.NewFile(uintptr(fd), "stack")
+		for range usr1 {
+			fmt.Fprintf(dump, "Current thread 0x0001 (most recent call first):\n  File \"fake.py\", line 1 in fake_%s\n", mode)
+		}
+	}()
+	// One channel per thread (WSGI_FCGI_RUNNER_FD="3,4,..."), each served on its own.
+	fds := strings.Split(os.Getenv("WSGI_FCGI_RUNNER_FD"), ",")
+	status := make(chan int, len(fds))
+	for _, s := range fds[1:] {
+		fd, _ := strconv.Atoi(s)
+		go func() { status <- fakeChannel(mode, fd) }()
+	}
+	rc := fakeChannel(mode, 3)
+	for range fds[1:] {
+		rc = max(rc, <-status)
+	}
+	return rc
+}
+
+// fakeChannel serves one channel of the fake worker.
+func fakeChannel(mode string, fd int) int {
+	c, err := net.FileConn(os.NewFile(uintptr(fd), "channel"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fake worker: channel:", err)
 		return 3
@@ -60,6 +98,9 @@ func fakeWorker(mode string) int {
 	if mode == "fatal" {
 		writeFrame(c, frameFatal, 0, []byte(`cannot import "fake": ModuleNotFoundError: No module named 'fake'`))
 		return exitAppLoad
+	}
+	if mode == "hang" {
+		select {} // never READY
 	}
 	writeFrame(c, frameReady, 0, []byte(fmt.Sprintf("protocol=1 pid=%d python=fake", os.Getpid())))
 	fmt.Println("fake worker ready") // stdout is relayed to the log, never the channel
@@ -76,7 +117,7 @@ func fakeWorker(mode string) int {
 		inline := payload[4+envLen:]
 		switch mode {
 		case "echo":
-			writeStart(c, flagEnd, "200 OK\x00Content-Type\x00text/plain", fmt.Sprintf("environ %d bytes", envLen))
+			writeStart(c, flagEnd, "200 OK\x00Content-Type\x00text/plain", fmt.Sprintf("environ %d bytes pid %d", envLen, os.Getpid()))
 		case "readbody":
 			sum := sha256.New()
 			sum.Write(inline)
@@ -101,6 +142,11 @@ func fakeWorker(mode string) int {
 			writeFrame(c, frameData, flagEnd, []byte("three"))
 		case "die":
 			return 1
+		case "sleep":
+			// PATH_INFO is "/" or "/<duration>".
+			d, _ := time.ParseDuration(strings.TrimPrefix(environValue(payload[4:4+envLen], "PATH_INFO"), "/"))
+			time.Sleep(d)
+			writeStart(c, flagEnd, "200 OK", fmt.Sprintf("slept %v", d))
 		case "badheader":
 			writeStart(c, flagEnd, "200 OK\x00X-Evil\x00a\r\nSet-Cookie: b", "body")
 		case "apperror":
@@ -159,3 +205,9 @@ func (r *recorder) Write(p []byte) (int, error) {
 }
 
 func (r *recorder) Flush() error { r.flushes++; return nil }
+
+// environValue finds name in a marshal environ (as the fake worker receives it).
+func environValue(env []byte, name string) string {
+	r := Request{frame: append(make([]byte, requestPrefix), env[1:]...)}
+	return r.lookup(name)
+}

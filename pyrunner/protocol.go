@@ -19,6 +19,11 @@ const (
 	frameStart   frameType = 18 // worker → gateway: status, headers, first body bytes
 	frameData    frameType = 19 // worker → gateway: body bytes
 	frameRead    frameType = 21 // worker → gateway: wants more request body
+
+	// Control frames of a preload master (PROTOCOL.md, "Preload").
+	frameFork    frameType = 32 // gateway → master: uint32 token; SCM_RIGHTS channel, stack pipe
+	frameSpawned frameType = 33 // master → gateway: uint32 token, uint32 pid
+	frameExited  frameType = 34 // master → gateway: uint32 pid, int32 wait status
 )
 
 func (t frameType) String() string {
@@ -37,6 +42,12 @@ func (t frameType) String() string {
 		return "DATA"
 	case frameRead:
 		return "READ"
+	case frameFork:
+		return "FORK"
+	case frameSpawned:
+		return "SPAWNED"
+	case frameExited:
+		return "EXITED"
 	}
 	return fmt.Sprintf("frame(%d)", uint8(t))
 }

@@ -227,3 +227,53 @@ func truncate(b []byte) []byte {
 	}
 	return b
 }
+
+// lookup returns the value of an environ entry already added, as the worker will see it; ""
+// when there is none. For log lines on the slow paths only: it walks the encoded environ.
+func (r *Request) lookup(name string) string {
+	if len(r.frame) < requestPrefix {
+		return ""
+	}
+	b := r.frame[requestPrefix:]
+	if r.envEnd != 0 {
+		b = r.frame[requestPrefix : r.envEnd-1]
+	}
+	value := ""
+	for len(b) > 0 {
+		var k, v []byte
+		var ok bool
+		if k, b, ok = nextMarshalString(b); !ok {
+			return value
+		}
+		if v, b, ok = nextMarshalString(b); !ok {
+			return value
+		}
+		if string(k) == name {
+			value = string(v) // a later entry replaces an earlier one
+		}
+	}
+	return value
+}
+
+// nextMarshalString splits the first string appendMarshalString wrote off b.
+func nextMarshalString(b []byte) (s, rest []byte, ok bool) {
+	if len(b) < 2 {
+		return nil, nil, false
+	}
+	n, hdr := 0, 0
+	switch b[0] {
+	case marshalShortASCII, marshalShortASCIIIntn:
+		n, hdr = int(b[1]), 2
+	case marshalASCII, marshalASCIIIntn, marshalUnicode:
+		if len(b) < 5 {
+			return nil, nil, false
+		}
+		n, hdr = int(binary.LittleEndian.Uint32(b[1:])), 5
+	default:
+		return nil, nil, false
+	}
+	if len(b) < hdr+n {
+		return nil, nil, false
+	}
+	return b[hdr : hdr+n], b[hdr+n:], true
+}

@@ -6,8 +6,12 @@ The gateway (Go, pyrunner/*.go) embeds this file, writes it to a private directo
 
 with WSGI_FCGI_RUNNER_COOKIE and WSGI_FCGI_RUNNER_FD in the environment. The worker imports the
 app once, sends READY on the channel (a unix socket on that fd), then serves one request at a
-time until the channel closes. The wire -- frames, the marshal environ, the header block, what
-happens at every break -- is specified in PROTOCOL.md next to this file; the code below follows
+time until the channel closes. With several fds in WSGI_FCGI_RUNNER_FD (--threads) it serves
+each channel in a thread of its own; with --preload it is instead a master that forks workers
+(class Master). SIGUSR1 writes every thread's stack to WSGI_FCGI_RUNNER_STACK_FD.
+
+The wire -- frames, the marshal environ, the header block, what happens at every break -- is
+specified in PROTOCOL.md next to this file; the code below follows
 it and names its sections rather than repeating it.
 
 Its shape mirrors a gunicorn worker: import the app once, loop over requests, finish the current
@@ -23,20 +27,25 @@ or the status of a sys.exit() the app called while serving a request (after its 
 
 import argparse
 import datetime
+import faulthandler
+import gc
 import importlib
 import json
 import marshal
 import os
+import select
 import signal
 import socket
 import struct
 import sys
+import threading
 import traceback
 
 PROTOCOL_VERSION = 1
 COOKIE_VAR = "WSGI_FCGI_RUNNER_COOKIE"
 COOKIE = "wsgi-fcgi-runner-v1"
 FD_VAR = "WSGI_FCGI_RUNNER_FD"
+STACK_FD_VAR = "WSGI_FCGI_RUNNER_STACK_FD"
 
 EXIT_OK = 0
 EXIT_CHANNEL = 1
@@ -821,20 +830,45 @@ def parse_args(argv):
     parser.add_argument("--app", required=True, help="module:callable, or module for module:application")
     parser.add_argument("--chdir", help="change to DIR and import from it first")
     parser.add_argument("--pythonpath", help="more directories for sys.path, separated by " + os.pathsep)
+    parser.add_argument("--preload", action="store_true", help="be a preload master: fork a worker per FORK")
     return parser.parse_args(argv)
 
 
-def open_channel():
-    """Return the channel socket named by WSGI_FCGI_RUNNER_FD, or None with a line on stderr."""
+def open_channels():
+    """Return the channels named by WSGI_FCGI_RUNNER_FD ("3", or "3,4,5" for --threads 3), or
+    None with a line on stderr."""
+    chans = []
     try:
-        fd = int(os.environ[FD_VAR])
-        sock = socket.socket(fileno=fd)
-        # Keep the channel out of processes the app spawns: they must not hold it open.
-        os.set_inheritable(fd, False)
+        for item in os.environ[FD_VAR].split(","):
+            fd = int(item)
+            sock = socket.socket(fileno=fd)
+            # Keep the channel out of processes the app spawns: they must not hold it open.
+            os.set_inheritable(fd, False)
+            chans.append(Channel(sock))
     except (KeyError, ValueError, OSError) as e:
         sys.stderr.write("runner.py: %s does not name the channel socket: %s\n" % (FD_VAR, e))
+        for chan in chans:
+            chan.sock.close()
         return None
-    return Channel(sock)
+    return chans
+
+
+def enable_stack_dumps(fd):
+    """Make SIGUSR1 write every thread's Python stack to fd (WSGI_FCGI_RUNNER_STACK_FD).
+
+    The gateway sends SIGUSR1 when a request is slow or has timed out, and logs what it reads
+    (PROTOCOL.md, "The stack pipe"). faulthandler writes from its C signal handler, so the
+    stack comes even while the app is stuck in C code. Done before the app is imported: an
+    import that hangs past the start timeout is dumped too.
+    """
+    if not fd:
+        return
+    try:
+        fd = int(fd)
+        os.set_inheritable(fd, False)  # not for processes the app spawns
+        faulthandler.register(signal.SIGUSR1, file=fd, all_threads=True, chain=False)
+    except (ValueError, OSError, RuntimeError) as e:
+        log("warn", "Python stacks cannot be dumped on SIGUSR1", error=str(e))
 
 
 def main(argv=None):
@@ -847,19 +881,26 @@ def main(argv=None):
         )
         return EXIT_USAGE
     args = parse_args(argv)
-    chan = open_channel()
-    if chan is None:
+    chans = open_channels()
+    if chans is None:
         return EXIT_USAGE
     try:
-        return run(chan, args, ppid)
+        return run(chans, args, ppid)
     finally:
-        chan.sock.close()
+        for chan in chans:
+            chan.sock.close()
 
 
-def run(chan, args, ppid):
-    """Load the app, say READY (or FATAL), serve. Returns the exit status."""
-    for name in (COOKIE_VAR, FD_VAR):
+def run(chans, args, ppid):
+    """Load the app, say READY (or FATAL) on each channel, serve. Returns the exit status.
+
+    With --preload, the one channel is the control socket of a preload master instead.
+    """
+    stack_fd = os.environ.get(STACK_FD_VAR)
+    for name in (COOKIE_VAR, FD_VAR, STACK_FD_VAR):
         os.environ.pop(name, None)  # the app and its children have no use for them
+    if not args.preload:
+        enable_stack_dumps(stack_fd)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.reconfigure(line_buffering=True)  # each line reaches the gateway's log at once
@@ -875,14 +916,60 @@ def run(chan, args, ppid):
         tb = "" if e.__cause__ is None else import_traceback(e.__cause__)
         if tb:
             payload += "\n" + tb
-        try:
-            chan.send_frame(FATAL, 0, payload.encode("utf-8", "replace"))
-        except ChannelError:
-            pass
+        for chan in chans:
+            try:
+                chan.send_frame(FATAL, 0, payload.encode("utf-8", "replace"))
+            except ChannelError:
+                pass
         return EXIT_APP_LOAD
+    if args.preload:
+        return Master(chans[0].sock, app, ppid).run()
+    return serve_app(chans, app, ppid)
+
+
+def serve_app(chans, app, ppid):
+    """Serve requests with app on every channel until they close; return the exit status.
+
+    One channel is served in the main thread. With more (--threads), each of the others gets a
+    thread of its own and wsgi.multithread is True; the process exits when all have ended.
+    An app that calls sys.exit() in one of those threads ends the whole process after its
+    answer (the gateway answers 502 for requests other threads were running).
+    """
+    STATIC["wsgi.multithread"] = len(chans) > 1
+    threads = []
+    for i, chan in enumerate(chans[1:], 1):
+        t = threading.Thread(target=serve_thread, args=(chan, app, ppid), name="wsgi-fcgi-%d" % i, daemon=True)
+        t.start()
+        threads.append(t)
+    status = serve_channel(chans[0], app, ppid, True)
+    for t in threads:
+        t.join()
+    return status
+
+
+def serve_thread(chan, app, ppid):
+    """A thread's serve_channel: an app's sys.exit() here ends the process."""
+    try:
+        status = serve_channel(chan, app, ppid, False)
+    except SystemExit as e:
+        status = e.code if isinstance(e.code, int) else EXIT_CHANNEL
+    except BaseException:
+        traceback.print_exc()
+        status = EXIT_CHANNEL
+    if status != EXIT_OK:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(status)
+
+
+def serve_channel(chan, app, ppid, main):
+    """Say READY on chan and serve requests with app until told to stop; return the exit status."""
     worker = Worker(chan, app, ppid)
-    signal.signal(signal.SIGTERM, worker.on_term)
-    signal.signal(signal.SIGINT, worker.on_term)
+    if main:
+        signal.signal(signal.SIGTERM, worker.on_term)
+        signal.signal(signal.SIGINT, worker.on_term)
     try:
         version = "%d.%d.%d" % sys.version_info[:3]
         ready = "protocol=%d pid=%d python=%s" % (PROTOCOL_VERSION, os.getpid(), version)
@@ -891,6 +978,151 @@ def run(chan, args, ppid):
     except ChannelError as e:
         log("error", "channel error: exiting", error=str(e))
         return EXIT_CHANNEL
+
+
+# Control frames of a preload master (PROTOCOL.md, "Preload"), one frame per SOCK_SEQPACKET
+# message on the master's control socket.
+FORK = 32  # gateway -> master: uint32 token; SCM_RIGHTS: the channels and the stack pipe
+SPAWNED = 33  # master -> gateway: uint32 token, uint32 pid of the forked worker
+EXITED = 34  # master -> gateway: uint32 pid, int32 wait status
+U32_PAIR = struct.Struct("<II")
+U32_I32 = struct.Struct("<Ii")
+PR_SET_PDEATHSIG = 1
+MAX_FDS = 257  # channels (--threads, at most 256) and the stack pipe of one FORK
+
+
+class Master:
+    """A preload master: the app imported once, gc.freeze()d, and a worker forked per FORK.
+
+    The workers share the master's memory copy-on-write and are ready as soon as they are
+    forked: no import. Each serves the channel the gateway passed with FORK exactly as a
+    worker started on its own would (same READY, same frames). The master reports each
+    child's pid (SPAWNED) and exit (EXITED); it exits when the gateway closes the control
+    socket and its children are gone.
+    """
+
+    def __init__(self, sock, app, ppid):
+        self.sock = sock
+        self.app = app
+        self.ppid = ppid
+        self.children = set()
+        self.libc = None
+        self.pid = os.getpid()
+
+    def run(self):
+        import ctypes  # before any fork: a child must not pay for the import
+
+        try:
+            self.libc = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            self.libc = None
+        gc.collect()
+        if hasattr(gc, "freeze"):
+            gc.freeze()  # the imported objects move out of the collector's sight: no COW churn
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        self.wake = (wake_r, wake_w)
+        version = "%d.%d.%d" % sys.version_info[:3]
+        ready = "protocol=%d pid=%d python=%s preload=1" % (PROTOCOL_VERSION, os.getpid(), version)
+        self.send(READY, ready.encode("ascii"))
+        open_ = True
+        while open_ or self.children:
+            try:
+                readable, _, _ = select.select([self.sock, wake_r] if open_ else [wake_r], [], [])
+            except InterruptedError:
+                continue
+            if wake_r in readable:
+                try:
+                    os.read(wake_r, 512)
+                except BlockingIOError:
+                    pass
+            self.reap()
+            if open_ and self.sock in readable:
+                open_ = self.receive()
+        return EXIT_OK
+
+    def send(self, ftype, payload):
+        try:
+            self.sock.sendmsg([FRAME.pack(len(payload), ftype, 0, 0) + payload])
+        except OSError:
+            pass  # the gateway is gone: the children die with it (PR_SET_PDEATHSIG)
+
+    def receive(self):
+        """Handle one control message; return False when the gateway closed the socket."""
+        fds = []
+        try:
+            msg, ancdata, _, _ = self.sock.recvmsg(64, socket.CMSG_SPACE(MAX_FDS * 4))
+        except OSError as e:
+            log("error", "preload master: control socket failed", error=str(e))
+            return False
+        for level, kind, data in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds += list(struct.unpack("%di" % (len(data) // 4), data[: len(data) - len(data) % 4]))
+        if not msg:
+            return False
+        length, ftype, _, _ = FRAME.unpack_from(msg)
+        if ftype != FORK or length != 4 or len(fds) < 2:
+            for fd in fds:
+                os.close(fd)
+            log("error", "preload master: bad control message", type=ftype, fds=len(fds))
+            return True
+        token = U32.unpack_from(msg, 8)[0]
+        pid = os.fork()
+        if pid == 0:
+            self.child(fds[:-1], fds[-1])  # never returns
+        for fd in fds:
+            os.close(fd)
+        self.children.add(pid)
+        self.send(SPAWNED, U32_PAIR.pack(token, pid))
+        return True
+
+    def reap(self):
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+            self.send(EXITED, U32_I32.pack(pid, status))
+
+    def child(self, chan_fds, stack_fd):
+        """The forked worker: serve the channel, then leave without running the master's code."""
+        status = EXIT_CHANNEL
+        try:
+            master = self.pid
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            for fd in self.wake:
+                os.close(fd)
+            self.sock.close()
+            if self.libc is not None:
+                # The worker dies with its master, as the master dies with the gateway.
+                self.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != master:
+                os._exit(EXIT_OK)
+            enable_stack_dumps(str(stack_fd))
+            chans = []
+            for fd in chan_fds:
+                os.set_inheritable(fd, False)
+                chans.append(Channel(socket.socket(fileno=fd)))
+            status = serve_app(chans, self.app, master)
+        except SystemExit as e:
+            status = e.code if isinstance(e.code, int) else EXIT_CHANNEL
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(status)
 
 
 if __name__ == "__main__":

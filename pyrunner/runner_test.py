@@ -21,6 +21,7 @@ import json
 import marshal
 import os
 import pstats
+import select
 import signal
 import socket
 import struct
@@ -43,6 +44,7 @@ TIMEOUT = 10.0  # seconds any single wait may take before a test fails instead o
 
 # Frame types and flags (PROTOCOL.md, "Frames"), repeated here: the test is the other side.
 REQUEST, BODY, READY, FATAL, START, DATA, READ = 1, 2, 16, 17, 18, 19, 21
+FORK, SPAWNED, EXITED = 32, 33, 34  # a preload master's control frames (PROTOCOL.md, "Preload")
 EOF, END, ERROR = 0x01, 0x02, 0x04
 FRAME = struct.Struct("<IBBH")
 U32 = struct.Struct("<I")
@@ -159,9 +161,12 @@ def parse_block(block):
 class Runner:
     """One runner process and the gateway's end of its channel."""
 
-    def __init__(self, app="wsgiapps:app", args=(), chdir=APPS, cookie=COOKIE, env=None, python_args=()):
+    def __init__(
+        self, app="wsgiapps:app", args=(), chdir=APPS, cookie=COOKIE, env=None, python_args=(),
+        pass_fds=(), sock_type=socket.SOCK_STREAM,
+    ):
         self.gate_r, self.gate_w = os.pipe()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, sock_type)
         environment = dict(os.environ)
         environment.pop("PYTHONUNBUFFERED", None)  # the runner must make its own streams line-buffered
         environment["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -181,7 +186,7 @@ class Runner:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=(theirs.fileno(), self.gate_r),
+            pass_fds=(theirs.fileno(), self.gate_r) + tuple(pass_fds),
             env=environment,
         )
         theirs.close()
@@ -1005,6 +1010,195 @@ buf = bytearray(1 << 18)
 while sock.recv_into(buf):
     sock.sendmsg([reply])
 """
+
+
+def read_pipe(fd, until):
+    """Read fd until `until` (bytes) has arrived; return all of it as text."""
+    data = b""
+    deadline = time.monotonic() + TIMEOUT
+    while until not in data:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("no %r in %r" % (until, data))
+        readable, _, _ = select.select([fd], [], [], left)
+        if readable:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise AssertionError("pipe closed; got %r, want %r" % (data, until))
+            data += chunk
+    return data.decode("utf-8", "replace")
+
+
+def proc_gone(pid):
+    """Whether pid has exited (gone, or a zombie no one reaped yet)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+class StackDumpTest(unittest.TestCase):
+    """SIGUSR1 writes every thread's stack to WSGI_FCGI_RUNNER_STACK_FD (PROTOCOL.md)."""
+
+    def test_sigusr1_dumps_the_running_app(self):
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        runner = Runner(env={"WSGI_FCGI_RUNNER_STACK_FD": str(w)}, pass_fds=(w,))
+        os.close(w)
+        self.addCleanup(lambda: runner.proc.poll() is None and runner.proc.kill())
+        runner.ready()
+        runner.send_request("/gate")
+        self.assertEqual(runner.conn.recv().type, START)  # the app now waits at the gate
+        # START may reach us before the app got to the gate: ask again until it is there.
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            runner.proc.send_signal(signal.SIGUSR1)
+            stack = read_pipe(r, b"in <module>")
+            if "in wait_gate" in stack or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        self.assertIn("in wait_gate", stack)
+        self.assertIn("wsgiapps.py", stack)
+        runner.release_gate()
+        result = runner.read_response(started=True)
+        self.assertEqual(result.body, b"after")  # the dump did not disturb the request
+        self.assertEqual(runner.close(), 0)
+
+
+@unittest.skipUnless(sys.platform.startswith("linux"), "PR_SET_PDEATHSIG and /proc are Linux")
+class PreloadTest(unittest.TestCase):
+    """A preload master (--preload): FORK, SPAWNED, EXITED on a SOCK_SEQPACKET control socket."""
+
+    def start_master(self, app="wsgiapps:app"):
+        master = Runner(app, args=("--preload",), sock_type=socket.SOCK_SEQPACKET)
+        self.addCleanup(lambda: master.proc.poll() is None and master.proc.kill())
+        return master
+
+    def fork(self, master, token):
+        """Ask for a worker; return (its Conn, its stack pipe's read end, its pid)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        r, w = os.pipe()
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("ii", theirs.fileno(), w))]
+        master.sock.sendmsg([FRAME.pack(4, FORK, 0, 0) + U32.pack(token)], rights)
+        theirs.close()
+        os.close(w)
+        self.addCleanup(ours.close)
+        self.addCleanup(os.close, r)
+        frame = master.conn.recv()
+        self.assertEqual(frame.type, SPAWNED)
+        got_token, pid = struct.unpack("<II", frame.payload)
+        self.assertEqual(got_token, token)
+        self.addCleanup(lambda: proc_gone(pid) or os.kill(pid, signal.SIGKILL))
+        ours.settimeout(TIMEOUT)
+        conn = Conn(ours)
+        ready = conn.recv()
+        self.assertEqual(ready.type, READY)
+        self.assertIn(b"pid=%d " % pid, ready.payload)
+        return conn, r, pid
+
+    def exited(self, master):
+        frame = master.conn.recv()
+        self.assertEqual(frame.type, EXITED)
+        return struct.unpack("<Ii", frame.payload)
+
+    def test_forked_workers_serve_and_are_reported(self):
+        master = self.start_master()
+        self.assertEqual(master.ready().get("preload"), "1")
+        workers = [self.fork(master, token) for token in (7, 8)]
+        for conn, _, pid in workers:
+            with open("/proc/%d/stat" % pid) as f:
+                self.assertEqual(int(f.read().rsplit(")", 1)[1].split()[1]), master.proc.pid)
+            conn.sock.sendall(request_frame(base_environ("/hello")))
+            frame = conn.recv()
+            self.assertEqual(frame.type, START)
+            self.assertIn(b"200 OK", frame.payload)
+            while not frame.flags & END:
+                frame = conn.recv()
+        # A forked worker dumps its stack on SIGUSR1 into the pipe it was given.
+        conn, r, pid = workers[0]
+        os.kill(pid, signal.SIGUSR1)
+        self.assertIn("in serve", read_pipe(r, b"in <module>"))
+        # Its channel closes: it exits 0 and the master says so.
+        conn.sock.close()
+        self.assertEqual(self.exited(master), (pid, 0))
+        # Killed: the master reports the signal.
+        os.kill(workers[1][2], signal.SIGKILL)
+        got_pid, status = self.exited(master)
+        self.assertEqual(got_pid, workers[1][2])
+        self.assertTrue(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL)
+        # The control socket closes: the master exits 0.
+        self.assertEqual(master.close(), 0)
+
+    def test_workers_die_with_the_master(self):
+        master = self.start_master()
+        master.ready()
+        _, _, pid = self.fork(master, 1)
+        master.proc.kill()
+        master.proc.wait(TIMEOUT)
+        deadline = time.monotonic() + TIMEOUT
+        while not proc_gone(pid):
+            self.assertLess(time.monotonic(), deadline, "worker %d outlived its master" % pid)
+            time.sleep(0.01)
+        master.wait()
+
+    def test_import_failure_is_fatal(self):
+        master = self.start_master("broken_import")
+        frame = master.conn.recv()
+        self.assertEqual(frame.type, FATAL)
+        self.assertIn(b"boom at import", frame.payload)
+        self.assertEqual(master.wait(), 4)
+
+
+class ThreadsTest(unittest.TestCase):
+    """--threads: one channel per thread (WSGI_FCGI_RUNNER_FD="3,4"), served at once."""
+
+    def test_channels_serve_at_once(self):
+        pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(2)]
+        gate_r, gate_w = os.pipe()
+        self.addCleanup(os.close, gate_w)
+        env = dict(os.environ)
+        env.pop("PYTHONUNBUFFERED", None)
+        env.update({COOKIE_VAR: COOKIE, "PYTHONDONTWRITEBYTECODE": "1",
+                    "WSGI_FCGI_RUNNER_FD": ",".join(str(theirs.fileno()) for _, theirs in pairs)})
+        stderr = tempfile.TemporaryFile()
+        self.addCleanup(stderr.close)
+        proc = subprocess.Popen(
+            [PYTHON, RUNNER, "--app", "wsgiapps:app", "--chdir", APPS],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+            pass_fds=[theirs.fileno() for _, theirs in pairs] + [gate_r], env=env,
+        )
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        os.close(gate_r)
+        conns = []
+        for ours, theirs in pairs:
+            theirs.close()
+            ours.settimeout(TIMEOUT)
+            conns.append(Conn(ours))
+            self.assertEqual(conns[-1].recv().type, READY)
+        # Channel 0's request blocks at the gate; channel 1 answers meanwhile.
+        env0 = base_environ("/gate")
+        env0["GATE_FD"] = str(gate_r)
+        conns[0].sock.sendall(request_frame(env0))
+        self.assertEqual(conns[0].recv().payload[-6:], b"before")
+        conns[1].sock.sendall(request_frame(base_environ("/environ")))
+        frame = conns[1].recv()
+        self.assertEqual(frame.type, START)
+        while not frame.flags & END:
+            more = conns[1].recv()
+            frame = Frame(more.type, more.flags, frame.payload + more.payload)
+        body = frame.payload[4 + U32.unpack_from(frame.payload)[0]:]
+        self.assertTrue(json.loads(body)["multithread"])
+        os.write(gate_w, b"x")
+        frame = conns[0].recv()
+        while not frame.flags & END:
+            frame = conns[0].recv()
+        # The process ends when every channel has closed.
+        conns[0].sock.close()
+        time.sleep(0.1)
+        self.assertIsNone(proc.poll())
+        conns[1].sock.close()
+        self.assertEqual(proc.wait(TIMEOUT), 0)
 
 
 class BenchTest(unittest.TestCase):

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,24 +27,53 @@ const (
 	exitAppLoad = 4 // the app cannot be loaded (a FATAL frame says why)
 )
 
-// worker owns one Python process and its end of the channel. Only the goroutine that holds
-// the worker (the pool's idle list hands it out) uses conn, br and wbuf.
-type worker struct {
-	id   int
-	pid  int
-	cmd  *exec.Cmd
-	conn *net.UnixConn
-	br   *bufio.Reader
-	wbuf []byte // scratch for BODY frames
-	log  hclog.Logger
+// process is one Python worker process. It serves Options.Threads channels, each a worker
+// (a slot the pool hands out). Fields below the mark are guarded by the pool's mu.
+type process struct {
+	id     int
+	gen    int // the pool generation (Reload) it belongs to
+	pid    int
+	cmd    *exec.Cmd   // nil for a process forked by a preload master
+	handle *os.Process // to signal it
+	dump   *os.File    // read end of the pipe the runner's faulthandler writes stacks to
+	log    hclog.Logger
+	slots  []*worker
 
 	started time.Time
-	served  int // requests completed; touched only by the holder
+	spawned chan int // preload: the pid from the master's SPAWNED (0: the master is gone)
 
 	killOnce sync.Once
 	pipes    sync.WaitGroup // stdout/stderr relays; drained before Wait
 	done     chan struct{}  // closed when the process has been reaped
 	exitErr  error          // set before done is closed
+
+	// Guarded by pool.mu.
+	served       int // requests completed, all threads together
+	maxRequests  int // recycle after this many (0: never); MaxRequests plus this process's jitter
+	retiring     bool
+	retireReason string
+	killed       bool // the pool killed it: its exit is no crash
+}
+
+// worker is one channel of a process: what a request holds. Only the goroutine that holds
+// it (the pool's idle list hands it out) uses conn, br, wbuf and the deadlines; state and
+// idleSince are guarded by the pool's mu.
+type worker struct {
+	id   int // the process's id
+	pool *Pool
+	p    *process
+	conn *net.UnixConn
+	br   *bufio.Reader
+	wbuf []byte // scratch for BODY frames
+	log  hclog.Logger
+
+	state     workerState
+	idleSince time.Time
+
+	// The request in progress: when to log the stack (slowAt) and when to give up (killAt).
+	reqStart       time.Time
+	slowAt, killAt time.Time
+	req            *Request
 }
 
 // ErrNoPython: the interpreter named in Options.Python does not exist.
@@ -59,21 +89,135 @@ type LoadError struct {
 
 func (e *LoadError) Error() string { return e.Message }
 
-// startWorker starts a Python process and waits for its READY frame.
-func (p *Pool) startWorker(id int) (*worker, error) {
+// startProcess starts p's Python process, or has its generation's preload master fork it,
+// and waits for READY on every channel.
+func (pl *Pool) startProcess(p *process) error {
+	if pl.opts.Preload {
+		return pl.forkProcess(p)
+	}
+	return pl.execProcess(p)
+}
+
+// channels makes a process's channels (one per thread) and its stack pipe; the child ends
+// come first in files, the stack pipe's write end last.
+func (pl *Pool) channels(p *process) (files []*os.File, dumpR *os.File, err error) {
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
+		for _, w := range p.slots {
+			if w.conn != nil {
+				w.conn.Close()
+			}
+		}
+	}
+	for _, w := range p.slots {
+		conn, child, err := newChannel()
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		w.conn = conn
+		w.br = bufio.NewReaderSize(channelReader{w}, 64<<10)
+		files = append(files, child)
+	}
+	// The stack pipe: the runner's faulthandler writes the Python stack to it on SIGUSR1.
+	dumpR, dumpW, err := os.Pipe()
+	if err != nil {
+		closeAll()
+		return nil, nil, fmt.Errorf("stack pipe: %w", err)
+	}
+	return append(files, dumpW), dumpR, nil
+}
+
+// closeFiles closes the child ends once the child has them.
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+// closeChannels closes the gateway's ends of a process that did not start.
+func (p *process) closeChannels() {
+	for _, w := range p.slots {
+		if w.conn != nil {
+			w.conn.Close()
+		}
+	}
+}
+
+// execProcess starts p as a Python process of its own.
+func (pl *Pool) execProcess(p *process) error {
+	files, dumpR, err := pl.channels(p)
+	if err != nil {
+		return err
+	}
+	cmd := pl.runnerCommand(len(p.slots))
+	cmd.ExtraFiles = files
+	stdout, stderr, err := startCommand(cmd)
+	closeFiles(files)
+	if err != nil {
+		p.closeChannels()
+		dumpR.Close()
+		return pl.startError(err)
+	}
+	p.pid = cmd.Process.Pid
+	p.cmd = cmd
+	p.handle = cmd.Process
+	p.dump = dumpR
+	p.init(pl)
+	p.pipes.Add(2)
+	go relay(p.log, &p.pipes, stdout, "stdout")
+	go relay(p.log, &p.pipes, stderr, "stderr")
+	go p.reap()
+	return p.handshake(pl)
+}
+
+// init sets up a process that has started (its pid known).
+func (p *process) init(pl *Pool) {
+	p.started = time.Now()
+	p.log = pl.log.With("worker", p.id, "pid", p.pid)
+	for i, w := range p.slots {
+		w.log = p.log
+		if len(p.slots) > 1 {
+			w.log = p.log.With("thread", i)
+		}
+	}
+}
+
+// handshake waits for READY on every channel; on failure the process is killed and reaped.
+func (p *process) handshake(pl *Pool) error {
+	deadline := time.Now().Add(pl.opts.StartTimeout)
+	for _, w := range p.slots {
+		if err := w.handshake(time.Until(deadline), pl.opts.App, pl.stop); err != nil {
+			p.kill()
+			<-p.done
+			return err
+		}
+	}
+	return nil
+}
+
+// newChannel makes a channel: a socketpair, the gateway's end as a conn, the worker's as a file.
+func newChannel() (conn *net.UnixConn, child *os.File, err error) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("socketpair: %w", err)
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
 	}
 	parentFile := os.NewFile(uintptr(fds[0]), "wsgi-fcgi-channel")
-	childFile := os.NewFile(uintptr(fds[1]), "wsgi-fcgi-channel-child")
+	child = os.NewFile(uintptr(fds[1]), "wsgi-fcgi-channel-child")
 	fc, err := net.FileConn(parentFile)
 	parentFile.Close()
 	if err != nil {
-		childFile.Close()
-		return nil, fmt.Errorf("channel: %w", err)
+		child.Close()
+		return nil, nil, fmt.Errorf("channel: %w", err)
 	}
+	return fc.(*net.UnixConn), child, nil
+}
 
+// runnerCommand is the command line of the runner: its channels on fds 3 and up (threads of
+// them; 0 for a preload master, whose control socket is fd 3), then its stack pipe.
+func (p *Pool) runnerCommand(threads int, extra ...string) *exec.Cmd {
 	args := []string{p.script, "--app", p.opts.App}
 	if p.opts.Chdir != "" {
 		args = append(args, "--chdir", p.opts.Chdir)
@@ -81,58 +225,48 @@ func (p *Pool) startWorker(id int) (*worker, error) {
 	if len(p.opts.PythonPath) > 0 {
 		args = append(args, "--pythonpath", strings.Join(p.opts.PythonPath, string(os.PathListSeparator)))
 	}
-	cmd := exec.Command(p.opts.Python, args...)
+	cmd := exec.Command(p.opts.Python, append(args, extra...)...)
+	fds := "3"
+	for i := 1; i < threads; i++ {
+		fds += "," + strconv.Itoa(3+i)
+	}
 	cmd.Env = append(append([]string(nil), p.opts.Env...),
 		"WSGI_FCGI_RUNNER_COOKIE="+runnerCookie,
-		"WSGI_FCGI_RUNNER_FD=3",
+		"WSGI_FCGI_RUNNER_FD="+fds,
 		"PYTHONUNBUFFERED=1",
 	)
+	if threads > 0 {
+		cmd.Env = append(cmd.Env, "WSGI_FCGI_RUNNER_STACK_FD="+strconv.Itoa(3+threads))
+	}
 	cmd.Dir = p.opts.Chdir
-	cmd.ExtraFiles = []*os.File{childFile}
 	// Own process group: a Ctrl-C on the terminal reaches the gateway, which drains the workers,
 	// not the workers directly. Pdeathsig: no worker outlives the gateway.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
+// startCommand starts cmd with its stdout and stderr as pipes to relay.
+func startCommand(cmd *exec.Cmd) (stdout, stderr io.ReadCloser, err error) {
 	// On a failed Start, exec closes the pipes it made.
-	stdout, err := cmd.StdoutPipe()
-	var stderr io.ReadCloser
+	stdout, err = cmd.StdoutPipe()
 	if err == nil {
 		stderr, err = cmd.StderrPipe()
 	}
 	if err == nil {
 		err = cmd.Start()
 	}
-	childFile.Close()
-	if err != nil {
-		fc.Close()
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %q", ErrNoPython, p.opts.Python)
-		}
-		return nil, fmt.Errorf("start python %q: %w", p.opts.Python, err)
+	return stdout, stderr, err
+}
+
+func (p *Pool) startError(err error) error {
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: %q", ErrNoPython, p.opts.Python)
 	}
-	w := &worker{
-		id:      id,
-		pid:     cmd.Process.Pid,
-		cmd:     cmd,
-		conn:    fc.(*net.UnixConn),
-		br:      bufio.NewReaderSize(fc, 64<<10),
-		started: time.Now(),
-		done:    make(chan struct{}),
-	}
-	w.log = p.log.With("worker", id, "pid", w.pid)
-	w.pipes.Add(2)
-	go w.relay(stdout, "stdout")
-	go w.relay(stderr, "stderr")
-	go w.reap()
-	if err := w.handshake(p.opts.StartTimeout, p.opts.App); err != nil {
-		w.kill()
-		<-w.done
-		return nil, err
-	}
-	return w, nil
+	return fmt.Errorf("start python %q: %w", p.opts.Python, err)
 }
 
 // handshake waits for READY or FATAL, the process's exit, or the start timeout.
-func (w *worker) handshake(timeout time.Duration, app string) error {
+func (w *worker) handshake(timeout time.Duration, app string, stop <-chan struct{}) error {
 	type result struct {
 		h       frameHeader
 		payload []byte
@@ -156,8 +290,8 @@ func (w *worker) handshake(timeout time.Duration, app string) error {
 	case r := <-ch:
 		switch {
 		case r.err != nil:
-			<-w.done // the process is gone or going: its exit says more than EOF
-			return w.exitError(app)
+			<-w.p.done // the process is gone or going: its exit says more than EOF
+			return w.p.exitError(app)
 		case r.h.typ == frameReady:
 			w.log.Debug("worker ready", "info", string(r.payload))
 			return nil
@@ -169,66 +303,78 @@ func (w *worker) handshake(timeout time.Duration, app string) error {
 			return fmt.Errorf("worker %d: %w: %v frame before READY", w.id, errProtocol, r.h.typ)
 		}
 	case <-timer.C:
+		if stack := w.p.dumpStack(); stack != "" {
+			w.log.Error("worker did not start in time; its Python stack", "stack", stack)
+		}
 		return fmt.Errorf("worker %d did not load %q within %v (raise --start-timeout if the import is slow)", w.id, app, timeout)
+	case <-stop:
+		return ErrClosed
 	}
 }
 
-// exitError describes why a worker exited before it was ready.
-func (w *worker) exitError(app string) error {
-	var ee *exec.ExitError
-	if errors.As(w.exitErr, &ee) {
+// exitError describes why a process exited before it was ready.
+func (p *process) exitError(app string) error {
+	var ee interface{ ExitCode() int } // *exec.ExitError, or a preload master's report
+	if errors.As(p.exitErr, &ee) {
 		switch ee.ExitCode() {
 		case exitAppLoad:
 			return &LoadError{App: app, Message: fmt.Sprintf("cannot load %q (see the worker's log above)", app)}
 		case exitUsage, exitChannel:
-			return fmt.Errorf("worker %d could not start (exit status %d; see its log above)", w.id, ee.ExitCode())
+			return fmt.Errorf("worker %d could not start (exit status %d; see its log above)", p.id, ee.ExitCode())
 		}
 	}
-	return fmt.Errorf("worker %d exited before it was ready: %v", w.id, w.exitErr)
+	return fmt.Errorf("worker %d exited before it was ready: %v", p.id, p.exitErr)
 }
 
 // reap waits for the process after its output pipes are drained, then marks it done.
-func (w *worker) reap() {
-	w.pipes.Wait()
-	w.exitErr = w.cmd.Wait()
-	w.conn.Close()
-	close(w.done)
+func (p *process) reap() {
+	p.pipes.Wait()
+	p.finish(p.cmd.Wait())
+}
+
+// finish marks the process as ended with err.
+func (p *process) finish(err error) {
+	p.exitErr = err
+	p.closeChannels()
+	p.dump.Close()
+	close(p.done)
 }
 
 // kill ends the process at once; safe to call many times and after it exited.
-func (w *worker) kill() {
-	w.killOnce.Do(func() {
-		w.cmd.Process.Signal(syscall.SIGKILL)
-		w.conn.Close()
+func (p *process) kill() {
+	p.killOnce.Do(func() {
+		p.handle.Signal(syscall.SIGKILL)
+		p.closeChannels()
 	})
 }
 
-// stop asks the worker to finish: closing the channel makes the runner exit when idle.
+// stop asks the worker (one thread of the process) to finish: closing its channel makes the
+// thread end when idle; the runner exits when all its threads have.
 func (w *worker) stop() {
 	w.conn.CloseWrite()
 }
 
 // relay copies one output stream of the worker to the log, a line per entry. Lines the
 // runner writes as hclog-style JSON keep their level and fields.
-func (w *worker) relay(r io.ReadCloser, stream string) {
-	defer w.pipes.Done()
+func relay(log hclog.Logger, pipes *sync.WaitGroup, r io.ReadCloser, stream string) {
+	defer pipes.Done()
 	defer r.Close()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
-		if len(line) > 0 && line[0] == '{' && w.relayJSON(line) {
+		if len(line) > 0 && line[0] == '{' && relayJSON(log, line) {
 			continue
 		}
-		w.log.Info(string(line), "stream", stream)
+		log.Info(string(line), "stream", stream)
 	}
 	if err := sc.Err(); err != nil {
-		w.log.Warn("worker output not relayed", "stream", stream, "error", err)
+		log.Warn("worker output not relayed", "stream", stream, "error", err)
 		io.Copy(io.Discard, r)
 	}
 }
 
-func (w *worker) relayJSON(line []byte) bool {
+func relayJSON(log hclog.Logger, line []byte) bool {
 	var m map[string]any
 	if json.Unmarshal(line, &m) != nil {
 		return false
@@ -251,6 +397,6 @@ func (w *worker) relayJSON(line []byte) bool {
 		}
 		args = append(args, k, v)
 	}
-	w.log.Log(level, msg, args...)
+	log.Log(level, msg, args...)
 	return true
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/wsgi-fcgi/wsgi-fcgi/gateway"
+	"github.com/wsgi-fcgi/wsgi-fcgi/pyrunner"
 )
 
 // envPrefix: every setting NAME is also the environment variable WSGI_FCGI_NAME.
@@ -46,10 +47,33 @@ type Config struct {
 	QueueTimeout      time.Duration `envconfig:"QUEUE_TIMEOUT" default:"30s"`
 	StartTimeout      time.Duration `envconfig:"START_TIMEOUT" default:"60s"`
 	DrainTimeout      time.Duration `envconfig:"DRAIN_TIMEOUT" default:"30s"`
+	PM                string        `envconfig:"PM" default:"static"`
+	PMStart           int           `envconfig:"PM_START"`
+	PMMinSpare        int           `envconfig:"PM_MIN_SPARE"`
+	PMMaxSpare        int           `envconfig:"PM_MAX_SPARE"`
+	PMIdleTimeout     time.Duration `envconfig:"PM_IDLE_TIMEOUT" default:"10s"`
+	MaxRequests       int           `envconfig:"MAX_REQUESTS"`
+	MaxRequestsJitter int           `envconfig:"MAX_REQUESTS_JITTER"`
+	MaxRSS            ByteSize      `envconfig:"MAX_RSS"`
+	Timeout           time.Duration `envconfig:"TIMEOUT"`
+	SlowlogTimeout    time.Duration `envconfig:"SLOWLOG_TIMEOUT"`
+	Preload           bool          `envconfig:"PRELOAD"`
+	Threads           int           `envconfig:"THREADS" default:"1"`
+	WebServerAddrs    string        `envconfig:"WEB_SERVER_ADDRS"`
+	SocketMode        string        `envconfig:"SOCKET_MODE"`
+	SocketOwner       string        `envconfig:"SOCKET_OWNER"`
+	SocketGroup       string        `envconfig:"SOCKET_GROUP"`
+	MaxConns          int           `envconfig:"MAX_CONNS" default:"1000"`
+	MaxConcurrent     int           `envconfig:"MAX_CONCURRENT_REQUESTS" default:"1000"`
+	NoMultiplex       bool          `envconfig:"NO_MULTIPLEX"`
+	MaxParams         ByteSize      `envconfig:"MAX_PARAMS" default:"1MiB"`
+	StallTimeout      time.Duration `envconfig:"STALL_TIMEOUT" default:"30s"`
+	MaxSpool          ByteSize      `envconfig:"MAX_SPOOL" default:"1GiB"`
 	LogFormat         string        `envconfig:"LOG_FORMAT" default:"text"`
 	LogLevel          string        `envconfig:"LOG_LEVEL" default:"info"`
 
 	showVersion bool
+	listenSet   bool // --listen was given: served besides inherited sockets
 }
 
 // bindFlags registers a flag for every setting, its default the value read from the environment.
@@ -59,7 +83,7 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.PythonPath, "pythonpath", c.PythonPath, "more `DIRS` (\":\"-separated) to put on sys.path")
 	fs.StringVar(&c.Python, "python", c.Python, "Python interpreter to run the workers with, e.g. a virtualenv's bin/python")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "number of worker processes (default: number of CPUs)")
-	fs.StringVar(&c.Listen, "listen", c.Listen, "FastCGI listen `ADDR`: host:port, [::1]:port, or a unix socket path (/run/app.sock or unix:PATH)")
+	fs.Var(listenFlag{c}, "listen", "FastCGI listen `ADDR`: host:port, [::1]:port, or a unix socket path (/run/app.sock or unix:PATH); repeat it or separate with commas for several. A socket inherited on fd 0 (mod_fcgid, spawn-fcgi) or from systemd (LISTEN_FDS) replaces the default")
 	fs.StringVar(&c.Mount, "mount", c.Mount, "URL `PREFIX` the app is mounted at (SCRIPT_NAME), e.g. /app; default: derived from the web server's params")
 	fs.StringVar(&c.HTTP, "http", c.HTTP, "also serve plain HTTP on `ADDR` (host:port) through the FastCGI listener, for development; the demo app turns it on at 127.0.0.1:8000")
 	fs.StringVar(&c.PingPath, "ping-path", c.PingPath, "answer `PATH` (e.g. /fcgi-ping) with \"pong\" from the gateway itself, like php-fpm's ping.path")
@@ -71,6 +95,28 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.QueueTimeout, "queue-timeout", c.QueueTimeout, "longest wait for a free worker before 503")
 	fs.DurationVar(&c.StartTimeout, "start-timeout", c.StartTimeout, "longest time a worker may take to import the app")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, how long running requests may take to finish")
+	fs.StringVar(&c.PM, "pm", c.PM, "process manager (php-fpm's pm): static (--workers workers), dynamic (between --pm-min-spare and --pm-max-spare idle, at most --workers) or ondemand (started per request, stopped after --pm-idle-timeout idle)")
+	fs.IntVar(&c.PMStart, "pm-start", c.PMStart, "dynamic: workers started at first (default: min spare plus half the gap to max spare)")
+	fs.IntVar(&c.PMMinSpare, "pm-min-spare", c.PMMinSpare, "dynamic: fewest idle workers kept ready (default 1)")
+	fs.IntVar(&c.PMMaxSpare, "pm-max-spare", c.PMMaxSpare, "dynamic: most idle workers kept; more are stopped, one a second (default: half of --workers)")
+	fs.DurationVar(&c.PMIdleTimeout, "pm-idle-timeout", c.PMIdleTimeout, "ondemand: a worker idle this long exits")
+	fs.IntVar(&c.MaxRequests, "max-requests", c.MaxRequests, "recycle a worker after this many requests; 0 never")
+	fs.IntVar(&c.MaxRequestsJitter, "max-requests-jitter", c.MaxRequestsJitter, "add a random 0..`N` to --max-requests per worker, so workers do not all restart at once")
+	fs.Var(&c.MaxRSS, "max-rss", "recycle a worker whose resident memory is above `SIZE`, e.g. 512MiB (checked every second, after its request); 0 no limit")
+	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "hard limit on one request: past it the worker's Python stack is logged, the worker is killed and the client gets 504; 0 none")
+	fs.DurationVar(&c.SlowlogTimeout, "slowlog-timeout", c.SlowlogTimeout, "log the worker's Python stack once when a request has run this long, without stopping it; 0 never")
+	fs.StringVar(&c.WebServerAddrs, "web-server-addrs", c.WebServerAddrs, "comma-separated `IPS` and CIDRs the web server connects from; TCP connections from elsewhere are closed and logged (default: FCGI_WEB_SERVER_ADDRS, else any)")
+	fs.StringVar(&c.SocketMode, "socket-mode", c.SocketMode, "permissions of the unix socket files made by --listen, octal (e.g. 0660); default from the umask")
+	fs.StringVar(&c.SocketOwner, "socket-owner", c.SocketOwner, "owner `USER` (name or uid) of the unix socket files made by --listen")
+	fs.StringVar(&c.SocketGroup, "socket-group", c.SocketGroup, "`GROUP` (name or gid) of the unix socket files made by --listen, e.g. www-data")
+	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "most FastCGI connections at once (FCGI_MAX_CONNS); the requests of one more are answered FCGI_OVERLOADED")
+	fs.IntVar(&c.MaxConcurrent, "max-concurrent-requests", c.MaxConcurrent, "most FastCGI requests in progress at once, over all connections (FCGI_MAX_REQS); more are answered FCGI_OVERLOADED")
+	fs.BoolVar(&c.NoMultiplex, "no-multiplex", c.NoMultiplex, "one request at a time per connection (FCGI_MPXS_CONNS=0; a second is answered FCGI_CANT_MPX_CONN)")
+	fs.Var(&c.MaxParams, "max-params", "largest FastCGI params (CGI variables and headers) of one request, e.g. 64KiB; larger gets 431")
+	fs.DurationVar(&c.StallTimeout, "stall-timeout", c.StallTimeout, "close a connection that stops this long in the middle of a FastCGI record; 0 never")
+	fs.Var(&c.MaxSpool, "max-spool", "most unread body of one multiplexed request kept in a temp file")
+	fs.IntVar(&c.Threads, "threads", c.Threads, "requests each worker process serves at once, one thread each (wsgi.multithread is true above 1)")
+	fs.BoolVar(&c.Preload, "preload", c.Preload, "import the app once in a master process that forks the workers (shared memory, gc.freeze(), replacements without an import)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: trace, debug, info, warn, error")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
@@ -133,6 +179,29 @@ func (c *Config) validate() error {
 	}
 	if _, err := gateway.ParseTrustedProxies(c.ForwardedAllowIPs); err != nil {
 		return fmt.Errorf("--%w", err)
+	}
+	if _, err := pyrunner.ParseMode(c.PM); err != nil {
+		return fmt.Errorf("--pm %q: want static, dynamic or ondemand", c.PM)
+	}
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"pm-start", c.PMStart}, {"pm-min-spare", c.PMMinSpare}, {"pm-max-spare", c.PMMaxSpare}, {"max-requests", c.MaxRequests}, {"max-requests-jitter", c.MaxRequestsJitter}} {
+		if v.n < 0 {
+			return fmt.Errorf("--%s %d: must not be negative", v.name, v.n)
+		}
+	}
+	if c.Threads < 1 || c.Threads > 256 {
+		return fmt.Errorf("--threads %d: want 1 to 256", c.Threads)
+	}
+	if c.PMMinSpare > 0 && c.PMMaxSpare > 0 && c.PMMinSpare > c.PMMaxSpare {
+		return fmt.Errorf("--pm-min-spare %d is above --pm-max-spare %d", c.PMMinSpare, c.PMMaxSpare)
+	}
+	if c.Timeout < 0 || c.SlowlogTimeout < 0 || c.PMIdleTimeout < 0 {
+		return errors.New("--timeout, --slowlog-timeout and --pm-idle-timeout must not be negative")
+	}
+	if c.MaxConns < 1 || c.MaxConcurrent < 1 || c.MaxParams < 1024 || c.MaxSpool < 1 || c.StallTimeout < 0 {
+		return errors.New("--max-conns, --max-concurrent-requests and --max-spool must be at least 1, --max-params at least 1KiB, --stall-timeout not negative")
 	}
 	if c.QueueSize < 0 {
 		return fmt.Errorf("--queue-size %d: must not be negative", c.QueueSize)

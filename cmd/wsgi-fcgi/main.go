@@ -84,16 +84,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		pythonPath = append(pythonPath, dir)
 	}
 
+	pm, _ := pyrunner.ParseMode(cfg.PM) // checked by validate
 	pool, err := pyrunner.New(pyrunner.Options{
-		Python:       cfg.Python,
-		App:          cfg.App,
-		Chdir:        cfg.Chdir,
-		PythonPath:   pythonPath,
-		Workers:      cfg.Workers,
-		QueueSize:    cfg.QueueSize,
-		QueueTimeout: cfg.QueueTimeout,
-		StartTimeout: cfg.StartTimeout,
-		Logger:       log.Named("pyrunner"),
+		Python:            cfg.Python,
+		App:               cfg.App,
+		Chdir:             cfg.Chdir,
+		PythonPath:        pythonPath,
+		Workers:           cfg.Workers,
+		Mode:              pm,
+		StartWorkers:      cfg.PMStart,
+		MinSpare:          cfg.PMMinSpare,
+		MaxSpare:          cfg.PMMaxSpare,
+		IdleTimeout:       cfg.PMIdleTimeout,
+		MaxRequests:       cfg.MaxRequests,
+		MaxRequestsJitter: cfg.MaxRequestsJitter,
+		MaxRSS:            int64(cfg.MaxRSS),
+		Timeout:           cfg.Timeout,
+		SlowTimeout:       cfg.SlowlogTimeout,
+		Preload:           cfg.Preload,
+		Threads:           cfg.Threads,
+		QueueSize:         cfg.QueueSize,
+		QueueTimeout:      cfg.QueueTimeout,
+		StartTimeout:      cfg.StartTimeout,
+		Logger:            log.Named("pyrunner"),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
@@ -114,11 +127,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer pool.Close()
 
-	ln, err := fcgi.Listen(cfg.Listen)
+	lns, err := openListeners(cfg, osListenEnv, log.Named("listen"))
 	if err != nil {
-		fmt.Fprintf(stderr, "wsgi-fcgi: listen %s: %v\n", cfg.Listen, err)
+		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
 		return exitFailed
 	}
+	ln := lns[0].Listener
 	trusted, _ := gateway.ParseTrustedProxies(cfg.ForwardedAllowIPs) // checked by validate
 	accessLog, closeAccessLog, err := openAccessLog(cfg, stdout)
 	if err != nil {
@@ -140,15 +154,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		AccessLog:      accessLog,
 		Logger:         log.Named("gateway"),
 	})
+	stall := cfg.StallTimeout
+	if stall == 0 {
+		stall = -1 // 0 means never here; fcgi.Server takes a negative
+	}
 	srv := &fcgi.Server{
-		Handler: gw,
+		Handler:       gw,
+		MaxConns:      cfg.MaxConns,
+		MaxReqs:       cfg.MaxConcurrent,
+		NoMultiplex:   cfg.NoMultiplex,
+		MaxParamsSize: int(cfg.MaxParams),
+		StallTimeout:  stall,
+		MaxSpool:      int64(cfg.MaxSpool),
 		ConnError: func(remote net.Addr, err error) {
 			log.Warn("connection closed", "remote", remote, "error", err)
 		},
+		Refused: func(remote net.Addr, err error) {
+			log.Warn("FastCGI request refused", "remote", remote, "error", err)
+		},
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "app", cfg.App, "workers", cfg.Workers)
+	serveListeners(srv, lns, served)
+	log.Info("listening", "addr", listenAddrs(lns), "app", cfg.App, "workers", cfg.Workers)
 	if demo && cfg.HTTP == "" {
 		cfg.HTTP = "127.0.0.1:8000"
 	}
@@ -169,11 +196,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			ln.Addr(), dev.URL(), nginxAddr(ln.Addr().Network(), ln.Addr().String()))
 	}
 
-	select {
-	case err := <-served:
-		log.Error("server stopped", "error", err)
-		return exitFailed
-	case <-ctx.Done():
+	if code, done := waitSignals(ctx, served, srv, pool, log); done {
+		return code
 	}
 	log.Info("shutting down: finishing running requests", "drain_timeout", cfg.DrainTimeout)
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)

@@ -1,0 +1,78 @@
+// signals.go: the signal loop of a running gateway. SIGHUP reloads the workers (new code, no
+// failed request); SIGQUIT exits at once; SIGTERM and SIGINT arrive as ctx (main) and hand
+// back to run's graceful drain.
+
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/wsgi-fcgi/wsgi-fcgi/fcgi"
+	"github.com/wsgi-fcgi/wsgi-fcgi/pyrunner"
+)
+
+// waitSignals serves signals until the gateway must stop. done is false when ctx ended
+// (SIGTERM, SIGINT): the caller drains. done is true when the caller must return code now:
+// the server failed, or SIGQUIT asked for a fast exit.
+//
+// During the drain that follows, SIGHUP stays caught and is ignored (its default action would
+// kill the gateway mid-drain), and SIGQUIT still cuts the drain short.
+func waitSignals(ctx context.Context, served <-chan error, srv *fcgi.Server, pool *pyrunner.Pool, log hclog.Logger) (code int, done bool) {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGQUIT)
+	defer func() {
+		if done {
+			signal.Stop(sigs)
+			return
+		}
+		go func() {
+			for sig := range sigs {
+				if sig == syscall.SIGQUIT {
+					log.Warn("SIGQUIT while draining: cutting the running requests")
+					srv.Close()
+					pool.Close()
+				}
+			}
+		}()
+	}()
+	reloaded := make(chan error, 1)
+	reloading := false
+	for {
+		select {
+		case err := <-served:
+			log.Error("server stopped", "error", err)
+			return exitFailed, true
+		case <-ctx.Done():
+			return exitOK, false
+		case err := <-reloaded:
+			// The pool logs the outcome (and a failed import's traceback); a reload cut short by
+			// the shutdown is not news.
+			reloading = false
+			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, pyrunner.ErrClosed) {
+				log.Warn("SIGHUP: reload failed; the running workers keep serving", "error", err)
+			}
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				if reloading {
+					log.Warn("SIGHUP: a reload is already in progress; ignored")
+					continue
+				}
+				reloading = true
+				log.Info("SIGHUP: reloading the app")
+				go func() { reloaded <- pool.Reload(ctx) }()
+			case syscall.SIGQUIT:
+				log.Warn("SIGQUIT: exiting now; running requests are cut")
+				srv.Close()
+				pool.Close()
+				return exitOK, true
+			}
+		}
+	}
+}
