@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -48,6 +49,13 @@ type Options struct {
 	PingPath string
 	// AccessLog, when set, gets one line per request.
 	AccessLog *AccessLog
+	// StatusPath, when set with Status, is answered with the status page (php-fpm's
+	// pm.status_path): text, ?json or ?openmetrics, ?full for a row per worker.
+	StatusPath string
+	// Status supplies the pool's numbers for the status page.
+	Status StatusSource
+	// PoolName names the pool on the status page (default "wsgi-fcgi").
+	PoolName string
 	// Logger receives request errors (default: discarded).
 	Logger hclog.Logger
 }
@@ -59,6 +67,9 @@ type Gateway struct {
 	pool  Dispatcher
 	log   hclog.Logger
 	state sync.Pool // *requestState
+
+	started  time.Time
+	accepted atomic.Uint64 // requests accepted, for the status page
 
 	// warned holds the path shapes already warned about: one warning per distinct shape of
 	// contradicting params, never one per request. Its keys are a fixed set of rule names.
@@ -73,7 +84,10 @@ func New(pool Dispatcher, opts Options) *Gateway {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	g := &Gateway{opts: opts, mount: []byte(NormalizeMount(opts.Mount)), pool: pool, log: opts.Logger}
+	if opts.PoolName == "" {
+		opts.PoolName = "wsgi-fcgi"
+	}
+	g := &Gateway{opts: opts, mount: []byte(NormalizeMount(opts.Mount)), pool: pool, log: opts.Logger, started: time.Now()}
 	g.state.New = func() any { return &requestState{cgi: make([]byte, 0, 1024)} }
 	return g
 }
@@ -106,6 +120,7 @@ func (cw *cgiWriter) paramValue(name string) ([]byte, bool) { return cw.params.G
 
 // ServeFCGI implements fcgi.Handler.
 func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
+	g.accepted.Add(1)
 	st := g.state.Get().(*requestState)
 	var start time.Time
 	if g.opts.AccessLog != nil {
@@ -146,7 +161,16 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 	if split.conflict != "" {
 		g.warnShape(split, c)
 	}
-	if g.opts.PingPath != "" && g.isPing(split) {
+	if g.opts.StatusPath != "" && g.opts.Status != nil && isPath(split, g.opts.StatusPath) {
+		q, _ := r.Params.Get("QUERY_STRING")
+		format, full := parseStatusQuery(string(q))
+		s := g.opts.Status.Status(full)
+		s.Pool, s.StartTime, s.AcceptedConn = g.opts.PoolName, g.started, g.accepted.Load()
+		writeStatus(w, s, format, full, time.Now())
+		st.status = 200
+		return
+	}
+	if g.opts.PingPath != "" && isPath(split, g.opts.PingPath) {
 		st.status = 200
 		io.WriteString(w, "Status: 200 OK\r\nContent-Type: text/plain\r\n"+
 			"Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\nCache-Control: no-cache, no-store, must-revalidate, max-age=0\r\n\r\npong\n")
@@ -170,9 +194,8 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 	}
 }
 
-// isPing reports whether the request is for Options.PingPath.
-func (g *Gateway) isPing(split pathResult) bool {
-	p := g.opts.PingPath
+// isPath reports whether the request's path (SCRIPT_NAME + PATH_INFO) is p.
+func isPath(split pathResult, p string) bool {
 	n := len(split.script)
 	return len(p) == n+len(split.path) && p[:n] == string(split.script) && p[n:] == string(split.path)
 }
