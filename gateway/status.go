@@ -1,6 +1,7 @@
 // status.go: the status page (--status-path), like php-fpm's pm.status_path: the pool's
 // numbers as text, JSON with php-fpm's field names and shapes (so php-fpm exporters and
-// dashboards read it unchanged), or OpenMetrics for Prometheus; "full" adds a row per worker.
+// dashboards read it unchanged), or Prometheus metrics (?openmetrics, php-fpm's word for it);
+// "full" adds a row per worker.
 
 package gateway
 
@@ -85,7 +86,7 @@ func writeStatus(w io.Writer, s Status, format statusFormat, full bool, now time
 	case statusJSON:
 		ctype, body = "application/json", statusJSONBody(s, full, now)
 	case statusOpenMetrics:
-		ctype, body = "application/openmetrics-text; version=1.0.0; charset=utf-8", statusMetricsBody(s)
+		ctype, body = "text/plain; version=0.0.4; charset=utf-8", statusMetricsBody(s)
 	default:
 		ctype, body = "text/plain; charset=utf-8", statusTextBody(s, full, now)
 	}
@@ -202,21 +203,19 @@ func statusJSONBody(s Status, full bool, now time.Time) []byte {
 	return b
 }
 
-// statusMetricsBody is OpenMetrics text: php-fpm's metric names under a wsgi_fcgi_ prefix,
-// counters with their _total samples, ending with # EOF.
+// statusMetricsBody is the Prometheus text exposition format (what ?openmetrics asks php-fpm
+// for, written so that promtool check metrics finds nothing to fix): php-fpm's metric names
+// under a wsgi_fcgi_ prefix, counters ending in _total.
 func statusMetricsBody(s Status) []byte {
 	var b strings.Builder
 	metric := func(name, typ, help string, v float64) {
-		fmt.Fprintf(&b, "# TYPE wsgi_fcgi_%s %s\n# HELP wsgi_fcgi_%s %s\n", name, typ, name, help)
-		sample := "wsgi_fcgi_" + name
-		if typ == "counter" {
-			sample += "_total"
-		}
-		fmt.Fprintf(&b, "%s{pool=%s} %s\n", sample, strconv.Quote(s.Pool), strconv.FormatFloat(v, 'f', -1, 64))
+		name = "wsgi_fcgi_" + name
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s{pool=%s} %s\n", name, help, name, typ, name,
+			strconv.Quote(s.Pool), strconv.FormatFloat(v, 'f', -1, 64))
 	}
 	metric("up", "gauge", "Whether the pool answered.", 1)
 	metric("start_time_seconds", "gauge", "When the gateway started, in Unix seconds.", float64(s.StartTime.Unix()))
-	metric("accepted_connections", "counter", "Requests accepted.", float64(s.AcceptedConn))
+	metric("accepted_connections_total", "counter", "Requests accepted.", float64(s.AcceptedConn))
 	metric("listen_queue", "gauge", "Requests waiting for a free worker.", float64(s.ListenQueue))
 	metric("max_listen_queue", "gauge", "Most requests ever waiting for a free worker.", float64(s.MaxListenQueue))
 	metric("listen_queue_length", "gauge", "Size of the queue of requests waiting for a worker.", float64(s.ListenQueueLen))
@@ -224,8 +223,7 @@ func statusMetricsBody(s Status) []byte {
 	metric("active_processes", "gauge", "Workers serving a request.", float64(s.ActiveProcesses))
 	metric("total_processes", "gauge", "Workers, idle and active.", float64(s.TotalProcesses))
 	metric("max_active_processes", "gauge", "Most workers ever active at once.", float64(s.MaxActiveProcesses))
-	metric("max_children_reached", "counter", "Times a request found every worker busy at the maximum.", float64(s.MaxChildrenReached))
-	metric("slow_requests", "counter", "Requests that passed the slow-request threshold.", float64(s.SlowRequests))
-	b.WriteString("# EOF\n")
+	metric("max_children_reached_total", "counter", "Times a request found every worker busy at the maximum.", float64(s.MaxChildrenReached))
+	metric("slow_requests_total", "counter", "Requests that passed the slow-request threshold.", float64(s.SlowRequests))
 	return []byte(b.String())
 }
