@@ -64,6 +64,8 @@ func TestDerivePath(t *testing.T) {
 			wantScript: "/app", wantPath: "/x", wantRule: ruleSplit},
 		{name: "root", scriptName: "/", reqURI: "/",
 			wantScript: "", wantPath: "/", wantRule: ruleWholePath},
+		{name: "mod_authnz_fcgi authorizer: no SCRIPT_NAME, no PATH_INFO", reqURI: "/private/caf%C3%A9?x=1",
+			wantScript: "", wantPath: "/private/caf\xc3\xa9", wantRule: ruleFromRequestURI},
 		{name: "no REQUEST_URI", scriptName: "/a", pathInfo: "/b",
 			wantScript: "/a", wantPath: "/b", wantRule: ruleNoRequestURI},
 		{name: "contradiction: taken as sent", scriptName: "/other", reqURI: uri,

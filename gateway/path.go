@@ -33,6 +33,7 @@ const (
 	ruleSplit          = "split agrees with REQUEST_URI"
 	ruleSplitDecoded   = "split agrees once PATH_INFO is percent-decoded (Apache proxy-fcgi-pathinfo)"
 	ruleNoRequestURI   = "split taken as sent (no REQUEST_URI to check it against)"
+	ruleFromRequestURI = "no SCRIPT_NAME or PATH_INFO: PATH_INFO is REQUEST_URI's path, decoded (mod_authnz_fcgi)"
 	ruleScriptFile     = "script file name not in the URL dropped (mod_fcgid rewrite to app.fcgi)"
 	ruleStripped       = "prefix stripped upstream restored to SCRIPT_NAME (Caddy handle_path)"
 	ruleProxyPath      = "whole path in SCRIPT_NAME split at Apache's proxy:fcgi:// path"
@@ -75,6 +76,12 @@ func derivePath(in pathInput) pathResult {
 func frontEndSplit(in pathInput) pathResult {
 	s, p := in.scriptName, in.pathInfo
 	r, haveR := requestPath(in.requestURI)
+
+	if len(s) == 0 && len(p) == 0 && haveR {
+		// Neither part sent (Apache mod_authnz_fcgi's authorizer requests): the request's
+		// path is all there is, decoded as a front end would have.
+		return split(nil, r, ruleFromRequestURI)
+	}
 
 	if len(p) == 0 && len(s) > 0 {
 		// Whole path in SCRIPT_NAME. Apache's proxy handler says in SCRIPT_FILENAME which part
