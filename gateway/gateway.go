@@ -70,6 +70,7 @@ type Gateway struct {
 
 	started  time.Time
 	accepted atomic.Uint64 // requests accepted, for the status page
+	track    bool          // the status page is on: requests carry pyrunner.RequestInfo
 
 	// warned holds the path shapes already warned about: one warning per distinct shape of
 	// contradicting params, never one per request. Its keys are a fixed set of rule names.
@@ -88,6 +89,7 @@ func New(pool Dispatcher, opts Options) *Gateway {
 		opts.PoolName = "wsgi-fcgi"
 	}
 	g := &Gateway{opts: opts, mount: []byte(NormalizeMount(opts.Mount)), pool: pool, log: opts.Logger, started: time.Now()}
+	g.track = opts.StatusPath != "" && opts.Status != nil
 	g.state.New = func() any { return &requestState{cgi: make([]byte, 0, 1024)} }
 	return g
 }
@@ -176,6 +178,12 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 			"Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\nCache-Control: no-cache, no-store, must-revalidate, max-age=0\r\n\r\npong\n")
 		return
 	}
+	if g.track {
+		// For the status page's per-worker rows: references into the params, which stay put
+		// until ServeFCGI returns; the pool copies them only when the page is asked for.
+		req.Info.Method, _ = r.Params.Get("REQUEST_METHOD")
+		req.Info.URI, req.Info.ContentLength = c.requestURI, c.contentLength
+	}
 	req.Env("SCRIPT_NAME", split.script)
 	req.Env("PATH_INFO", split.path)
 	req.EnvString("wsgi.url_scheme", c.urlScheme())
@@ -221,6 +229,7 @@ func (g *Gateway) logAccess(st *requestState, start time.Time) {
 		bytes:     st.bytes,
 		referer:   get("HTTP_REFERER"),
 		userAgent: get("HTTP_USER_AGENT"),
+		workerPID: st.req.WorkerPID,
 	}
 	if e.status == 0 {
 		e.status = 499 // the response never started: the web server went away (nginx's code)

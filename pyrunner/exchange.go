@@ -59,7 +59,14 @@ func (p *Pool) Do(ctx context.Context, req *Request, w ResponseWriter) error {
 	if err != nil {
 		return err
 	}
+	req.WorkerPID = wk.p.pid
+	if p.opts.TrackRequests {
+		wk.begin(req) // status.go
+	}
 	healthy, err := wk.exchange(req, w)
+	if p.opts.TrackRequests {
+		wk.end()
+	}
 	if healthy {
 		p.release(wk)
 		return err

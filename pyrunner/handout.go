@@ -68,6 +68,7 @@ func (p *Pool) acquire(ctx context.Context) (*worker, error) {
 	}
 	ch := make(chan *worker, 1)
 	p.waiters = append(p.waiters, ch)
+	p.noteWaitLocked()
 	p.mu.Unlock()
 	if p.opts.Mode != Static {
 		p.poke() // a waiter may be reason to start a worker

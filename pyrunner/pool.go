@@ -117,10 +117,16 @@ type Options struct {
 	// Preload imports the app once in a master process that forks the workers (copy-on-write
 	// memory, gc.freeze(); a replacement is ready without an import).
 	Preload bool
+	// Debug makes the runner put the app's traceback in the body of its 500 (it is logged
+	// either way): for development only, as it shows the app's internals to the client.
+	Debug bool
 	// StartTimeout bounds a worker's start, import included (default 60s).
 	StartTimeout time.Duration
 	// Env is the workers' environment (default: the gateway's own).
 	Env []string
+	// TrackRequests keeps each worker's current request (Request.Info) and its own request
+	// count for Snapshot's rows: a few stores per request (status.go).
+	TrackRequests bool
 	// Logger receives the pool's and the workers' log lines (default: discarded).
 	Logger hclog.Logger
 }
@@ -204,6 +210,8 @@ type Pool struct {
 	nextSpawn time.Time     // no spawn before this while backing off
 	deaths    int           // young deaths since the last backoff log line
 	reload    *reloadState
+
+	st poolStats // Snapshot's counters (status.go)
 }
 
 // reloadState is a reload whose new workers are starting.
@@ -371,6 +379,7 @@ func (p *Pool) setStateLocked(w *worker, s workerState) {
 	if w.state == s {
 		return
 	}
+	p.st.noteStateLocked(w.state, s)
 	if w.p.gen == p.gen {
 		p.count[w.state]--
 		p.count[s]++

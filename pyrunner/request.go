@@ -23,6 +23,11 @@ type Request struct {
 	// Body supplies the request body after the inline part (see InlineBody). It is read
 	// only when the app asks for more (READ frames). Nil means the inline part is all.
 	Body io.Reader
+	// Info describes the request for a status page (Options.TrackRequests); not sent.
+	Info RequestInfo
+	// WorkerPID is set by Do: the pid of the worker process the request was handed to (for
+	// an access log); 0 when it reached none.
+	WorkerPID int
 }
 
 // Reset empties r for reuse, keeping its buffer.
@@ -35,6 +40,8 @@ func (r *Request) Reset() {
 	r.envEnd = 0
 	r.bodyEOF = false
 	r.Body = nil
+	r.Info = RequestInfo{}
+	r.WorkerPID = 0
 }
 
 func (r *Request) open() {

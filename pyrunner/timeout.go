@@ -62,6 +62,7 @@ func (w *worker) armDeadline(req *Request, timeout, slow time.Duration) {
 
 // logSlow logs the stack of a worker whose request passed SlowTimeout; the request goes on.
 func (w *worker) logSlow() {
+	w.pool.st.slow.Add(1)
 	stack := w.p.dumpStack()
 	w.log.Warn("slow request: its Python stack follows (the request goes on)",
 		"running", time.Since(w.reqStart).Round(time.Millisecond), "uri", w.req.lookup("REQUEST_URI"), "stack", stack)

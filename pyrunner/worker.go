@@ -74,6 +74,8 @@ type worker struct {
 	reqStart       time.Time
 	slowAt, killAt time.Time
 	req            *Request
+
+	track reqTrack // with Options.TrackRequests, for Snapshot (status.go)
 }
 
 // ErrNoPython: the interpreter named in Options.Python does not exist.
@@ -224,6 +226,9 @@ func (p *Pool) runnerCommand(threads int, extra ...string) *exec.Cmd {
 	}
 	if len(p.opts.PythonPath) > 0 {
 		args = append(args, "--pythonpath", strings.Join(p.opts.PythonPath, string(os.PathListSeparator)))
+	}
+	if p.opts.Debug {
+		args = append(args, "--debug")
 	}
 	cmd := exec.Command(p.opts.Python, append(args, extra...)...)
 	fds := "3"
