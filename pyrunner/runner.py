@@ -85,6 +85,22 @@ ERROR_BLOCK = (
     % len(ERROR_BODY)
 ).encode("latin-1")
 
+# --debug (the gateway's --debug, WSGI_FCGI_DEBUG): the 500 body also carries the traceback.
+# Set once by run(), before any request; a preload master's workers inherit it with the fork.
+DEBUG = False
+
+
+def error_response(tb):
+    """The header block and body of the runner's own 500: the traceback too with --debug."""
+    if not DEBUG:
+        return ERROR_BLOCK, ERROR_BODY
+    body = ERROR_BODY + b"\n" + tb.encode("utf-8", "replace")
+    block = (
+        "500 Internal Server Error\0Content-Type\0text/plain; charset=utf-8\0Content-Length\0%d"
+        % len(body)
+    ).encode("latin-1")
+    return block, body
+
 
 def log(level, message, **fields):
     """Write one hclog-style JSON line to stderr; the gateway relays it at `level`.
@@ -596,6 +612,7 @@ class Response:
     def fail(self, environ, message="app raised an exception"):
         """Log the app's exception; answer 500 if nothing was sent yet, else cut the response."""
         kind, exc, _ = sys.exc_info()
+        tb = traceback.format_exc()
         log(
             "error",
             message,
@@ -603,7 +620,7 @@ class Response:
             method=environ.get("REQUEST_METHOD", ""),
             uri=str(environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")),
             headers_sent=self.started,
-            traceback=traceback.format_exc(),
+            traceback=tb,
         )
         if self.done:
             return
@@ -612,7 +629,7 @@ class Response:
         if self.started:
             self.chan.send_data(END | ERROR, b"")
         else:
-            self.chan.send_start(END, ERROR_BLOCK, ERROR_BODY)
+            self.chan.send_start(END, *error_response(tb))
             self.started = True
 
 
@@ -831,6 +848,7 @@ def parse_args(argv):
     parser.add_argument("--chdir", help="change to DIR and import from it first")
     parser.add_argument("--pythonpath", help="more directories for sys.path, separated by " + os.pathsep)
     parser.add_argument("--preload", action="store_true", help="be a preload master: fork a worker per FORK")
+    parser.add_argument("--debug", action="store_true", help="put the traceback in the body of a 500 (always logged)")
     return parser.parse_args(argv)
 
 
@@ -896,6 +914,8 @@ def run(chans, args, ppid):
 
     With --preload, the one channel is the control socket of a preload master instead.
     """
+    global DEBUG
+    DEBUG = args.debug
     stack_fd = os.environ.get(STACK_FD_VAR)
     for name in (COOKIE_VAR, FD_VAR, STACK_FD_VAR):
         os.environ.pop(name, None)  # the app and its children have no use for them

@@ -560,6 +560,45 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(self.closed(), ["read-after-end:10"])  # only what had already arrived
 
 
+class DebugTest(unittest.TestCase):
+    """--debug: the runner's 500 carries the traceback; it is logged with or without it."""
+
+    def start(self, args):
+        runner = Runner(args=args)
+        self.addCleanup(runner.close)
+        runner.ready()
+        return runner
+
+    def test_traceback_in_body(self):
+        runner = self.start(("--debug",))
+        r = runner.request("/raise-before")
+        self.assertEqual(r.status, "500 Internal Server Error")
+        self.assertTrue(r.body.startswith(b"Internal Server Error\n\nTraceback"), r.body)
+        self.assertIn(b"boom-before", r.body)
+        self.assertEqual(r.frames, [(START, END, len(r.body))])  # Content-Length matches too
+        self.assertEqual(r.header("Content-Length"), str(len(r.body)))
+        entry = runner.wait_log(lambda e: "boom-before" in e.get("error", ""), "error log")
+        self.assertIn("boom-before", entry["traceback"])
+        self.assertEqual(runner.request("/hello").body, b"Hello, world!")
+
+    def test_off_by_default(self):
+        r = self.start(()).request("/raise-before")
+        self.assertEqual(r.body, b"Internal Server Error\n")
+
+    def test_preload_workers_inherit_it(self):
+        master = Runner(args=("--preload", "--debug"), sock_type=socket.SOCK_SEQPACKET)
+        self.addCleanup(lambda: master.proc.poll() is None and master.proc.kill())
+        master.ready()
+        conn, _, pid = PreloadTest.fork(self, master, 1)
+        conn.sock.sendall(request_frame(base_environ("/raise-before")))
+        frame = conn.recv()
+        self.assertEqual(frame.type, START)
+        self.assertIn(b"boom-before", frame.payload)
+        conn.sock.close()
+        master.conn.recv()  # EXITED
+        self.assertEqual(master.close(), 0)
+
+
 class BodyTest(unittest.TestCase):
     """wsgi.input: inline body, READ/BODY exchanges, CONTENT_LENGTH bounds."""
 

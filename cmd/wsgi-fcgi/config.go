@@ -40,6 +40,9 @@ type Config struct {
 	ForwardedAllowIPs string        `envconfig:"FORWARDED_ALLOW_IPS"`
 	HTTP              string        `envconfig:"HTTP"`
 	PingPath          string        `envconfig:"PING_PATH"`
+	StatusPath        string        `envconfig:"STATUS_PATH"`
+	PoolName          string        `envconfig:"POOL_NAME"`
+	Reload            bool          `envconfig:"RELOAD"`
 	AccessLog         string        `envconfig:"ACCESS_LOG"`
 	AccessLogFormat   string        `envconfig:"ACCESS_LOG_FORMAT" default:"combined"`
 	MaxBody           ByteSize      `envconfig:"MAX_BODY" default:"1GiB"`
@@ -58,6 +61,7 @@ type Config struct {
 	Timeout           time.Duration `envconfig:"TIMEOUT"`
 	SlowlogTimeout    time.Duration `envconfig:"SLOWLOG_TIMEOUT"`
 	Preload           bool          `envconfig:"PRELOAD"`
+	Debug             bool          `envconfig:"DEBUG"`
 	Threads           int           `envconfig:"THREADS" default:"1"`
 	WebServerAddrs    string        `envconfig:"WEB_SERVER_ADDRS"`
 	SocketMode        string        `envconfig:"SOCKET_MODE"`
@@ -87,6 +91,9 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Mount, "mount", c.Mount, "URL `PREFIX` the app is mounted at (SCRIPT_NAME), e.g. /app; default: derived from the web server's params")
 	fs.StringVar(&c.HTTP, "http", c.HTTP, "also serve plain HTTP on `ADDR` (host:port) through the FastCGI listener, for development; the demo app turns it on at 127.0.0.1:8000")
 	fs.StringVar(&c.PingPath, "ping-path", c.PingPath, "answer `PATH` (e.g. /fcgi-ping) with \"pong\" from the gateway itself, like php-fpm's ping.path")
+	fs.StringVar(&c.StatusPath, "status-path", c.StatusPath, "answer `PATH` (e.g. /fcgi-status) with the status page, like php-fpm's pm.status_path: text, ?json (php-fpm's fields), ?openmetrics (Prometheus); ?full adds a row per worker")
+	fs.StringVar(&c.PoolName, "pool-name", c.PoolName, "the pool's `NAME` on the status page (default wsgi-fcgi)")
+	fs.BoolVar(&c.Reload, "reload", c.Reload, "development only: reload the workers when a .py file under --chdir or --pythonpath changes (checked every second)")
 	fs.StringVar(&c.AccessLog, "access-log", c.AccessLog, "write an access log line per request to `FILE` (\"-\": standard output); off by default")
 	fs.StringVar(&c.AccessLogFormat, "access-log-format", c.AccessLogFormat, "access log format: combined (Apache/nginx, plus the request time) or json")
 	fs.StringVar(&c.ForwardedAllowIPs, "forwarded-allow-ips", c.ForwardedAllowIPs, "comma-separated `IPS` and CIDRs of proxies whose X-Forwarded-Proto/-For/-Host are believed (\"*\": any); default none")
@@ -117,6 +124,7 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.Var(&c.MaxSpool, "max-spool", "most unread body of one multiplexed request kept in a temp file")
 	fs.IntVar(&c.Threads, "threads", c.Threads, "requests each worker process serves at once, one thread each (wsgi.multithread is true above 1)")
 	fs.BoolVar(&c.Preload, "preload", c.Preload, "import the app once in a master process that forks the workers (shared memory, gc.freeze(), replacements without an import)")
+	fs.BoolVar(&c.Debug, "debug", c.Debug, "development only: an app's traceback goes to the client in the 500 body as well as to the log")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: trace, debug, info, warn, error")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
@@ -176,6 +184,12 @@ func (c *Config) validate() error {
 	}
 	if c.PingPath != "" && !strings.HasPrefix(c.PingPath, "/") {
 		return fmt.Errorf("--ping-path %q: must start with /", c.PingPath)
+	}
+	if c.StatusPath != "" && !strings.HasPrefix(c.StatusPath, "/") {
+		return fmt.Errorf("--status-path %q: must start with /", c.StatusPath)
+	}
+	if c.StatusPath != "" && c.StatusPath == c.PingPath {
+		return fmt.Errorf("--status-path and --ping-path are both %q", c.StatusPath)
 	}
 	if _, err := gateway.ParseTrustedProxies(c.ForwardedAllowIPs); err != nil {
 		return fmt.Errorf("--%w", err)

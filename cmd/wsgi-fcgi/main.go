@@ -40,6 +40,10 @@ const (
 )
 
 func main() {
+	// A SIGHUP before the signal loop runs (while the app imports) is caught and dropped: its
+	// default action would kill the gateway. Caught, not ignored: an ignored signal would stay
+	// ignored in the workers started meanwhile.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
@@ -102,10 +106,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Timeout:           cfg.Timeout,
 		SlowTimeout:       cfg.SlowlogTimeout,
 		Preload:           cfg.Preload,
+		Debug:             cfg.Debug,
 		Threads:           cfg.Threads,
 		QueueSize:         cfg.QueueSize,
 		QueueTimeout:      cfg.QueueTimeout,
 		StartTimeout:      cfg.StartTimeout,
+		TrackRequests:     cfg.StatusPath != "",
 		Logger:            log.Named("pyrunner"),
 	})
 	if err != nil {
@@ -151,6 +157,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		MaxBody:        int64(cfg.MaxBody),
 		TrustedProxies: trusted,
 		PingPath:       cfg.PingPath,
+		StatusPath:     cfg.StatusPath,
+		Status:         poolStatus{pool},
+		PoolName:       cfg.PoolName,
 		AccessLog:      accessLog,
 		Logger:         log.Named("gateway"),
 	})
@@ -196,7 +205,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			ln.Addr(), dev.URL(), nginxAddr(ln.Addr().Network(), ln.Addr().String()))
 	}
 
-	if code, done := waitSignals(ctx, served, srv, pool, log); done {
+	reloads := startReloadWatcher(ctx, cfg.Reload, watchRoots(cfg.Chdir, pythonPath), log.Named("reload"))
+	if code, done := waitSignals(ctx, served, reloads, srv, pool, log); done {
 		return code
 	}
 	log.Info("shutting down: finishing running requests", "drain_timeout", cfg.DrainTimeout)

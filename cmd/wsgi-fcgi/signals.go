@@ -21,9 +21,12 @@ import (
 // (SIGTERM, SIGINT): the caller drains. done is true when the caller must return code now:
 // the server failed, or SIGQUIT asked for a fast exit.
 //
+// A file named on reloads (--reload's watcher) reloads as SIGHUP does; one that comes during a
+// reload waits for it to end, then reloads again.
+//
 // During the drain that follows, SIGHUP stays caught and is ignored (its default action would
 // kill the gateway mid-drain), and SIGQUIT still cuts the drain short.
-func waitSignals(ctx context.Context, served <-chan error, srv *fcgi.Server, pool *pyrunner.Pool, log hclog.Logger) (code int, done bool) {
+func waitSignals(ctx context.Context, served <-chan error, reloads <-chan string, srv *fcgi.Server, pool *pyrunner.Pool, log hclog.Logger) (code int, done bool) {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGQUIT)
 	defer func() {
@@ -43,6 +46,11 @@ func waitSignals(ctx context.Context, served <-chan error, srv *fcgi.Server, poo
 	}()
 	reloaded := make(chan error, 1)
 	reloading := false
+	changed := "" // a file --reload saw change during a reload
+	reload := func() {
+		reloading = true
+		go func() { reloaded <- pool.Reload(ctx) }()
+	}
 	for {
 		select {
 		case err := <-served:
@@ -55,8 +63,20 @@ func waitSignals(ctx context.Context, served <-chan error, srv *fcgi.Server, poo
 			// the shutdown is not news.
 			reloading = false
 			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, pyrunner.ErrClosed) {
-				log.Warn("SIGHUP: reload failed; the running workers keep serving", "error", err)
+				log.Warn("reload failed; the running workers keep serving", "error", err)
 			}
+			if changed != "" {
+				log.Info("--reload: a Python file changed during the reload; reloading again", "file", changed)
+				changed = ""
+				reload()
+			}
+		case file := <-reloads:
+			if reloading {
+				changed = file
+				continue
+			}
+			log.Info("--reload: a Python file changed; reloading the app", "file", file)
+			reload()
 		case sig := <-sigs:
 			switch sig {
 			case syscall.SIGHUP:
@@ -64,9 +84,8 @@ func waitSignals(ctx context.Context, served <-chan error, srv *fcgi.Server, poo
 					log.Warn("SIGHUP: a reload is already in progress; ignored")
 					continue
 				}
-				reloading = true
 				log.Info("SIGHUP: reloading the app")
-				go func() { reloaded <- pool.Reload(ctx) }()
+				reload()
 			case syscall.SIGQUIT:
 				log.Warn("SIGQUIT: exiting now; running requests are cut")
 				srv.Close()
