@@ -35,6 +35,7 @@ const (
 	ruleNoRequestURI   = "split taken as sent (no REQUEST_URI to check it against)"
 	ruleFromRequestURI = "no SCRIPT_NAME or PATH_INFO: PATH_INFO is REQUEST_URI's path, decoded (mod_authnz_fcgi)"
 	ruleScriptFile     = "script file name not in the URL dropped (mod_fcgid rewrite to app.fcgi)"
+	ruleFileSystem     = "Apache's split at the end of the path on disk ignored (SetHandler proxy:fcgi)"
 	ruleStripped       = "prefix stripped upstream restored to SCRIPT_NAME (Caddy handle_path)"
 	ruleProxyPath      = "whole path in SCRIPT_NAME split at Apache's proxy:fcgi:// path"
 	ruleWholePath      = "whole path in SCRIPT_NAME moved to PATH_INFO (nginx fastcgi_params, Apache ProxyPass /)"
@@ -46,10 +47,14 @@ const (
 
 // derivePath applies the rule documented in README.md ("SCRIPT_NAME and PATH_INFO"):
 //
-//  1. Find the split the front end means. A split whose SCRIPT_NAME+PATH_INFO agrees with the
-//     decoded REQUEST_URI is trusted (nginx fastcgi_split_path_info, Caddy). Where it agrees
-//     only once PATH_INFO is percent-decoded, PATH_INFO is decoded (Apache proxy-fcgi-pathinfo).
-//     A script file name that the URL does not contain is dropped: mod_fcgid with a rewrite to
+//  1. Find the split the front end means. Apache's SetHandler "proxy:…" form splits where the
+//     path stops existing under DocumentRoot (SCRIPT_FILENAME proxy:fcgi://host//docroot/app;
+//     with proxy-fcgi-pathinfo PATH_INFO is that file name): that split says nothing about the
+//     app, which is then at the root. A split whose SCRIPT_NAME+PATH_INFO agrees with the
+//     decoded REQUEST_URI is trusted (nginx fastcgi_split_path_info, Caddy, Caddy split). Where
+//     it agrees only once PATH_INFO is percent-decoded, PATH_INFO is decoded (Apache
+//     proxy-fcgi-pathinfo=1, which also cuts SCRIPT_NAME short by the length the escapes add:
+//     SCRIPT_NAME is then what precedes the decoded PATH_INFO in the URL). A script file name that the URL does not contain is dropped: mod_fcgid with a rewrite to
 //     app.fcgi/$1 sends SCRIPT_NAME /app/app.fcgi for the URL /app/foo, and the app lives at
 //     /app. A prefix stripped upstream (Caddy handle_path sends PATH_INFO /foo for /app/foo)
 //     becomes SCRIPT_NAME. The whole path in SCRIPT_NAME with no PATH_INFO (nginx's stock
@@ -60,7 +65,8 @@ const (
 //     "/" boundary and is split there; otherwise SCRIPT_NAME is "" and the conflict reported.
 //
 // PATH_INFO comes from the front end's decoded values, never rebuilt from the raw REQUEST_URI,
-// which is only used to check and to recover a stripped prefix.
+// which is only used to check and to recover a stripped prefix. A "%2F" the front end left
+// encoded (Apache AllowEncodedSlashes NoDecode) is compared as such and stays in PATH_INFO.
 func derivePath(in pathInput) pathResult {
 	res := frontEndSplit(in)
 	if len(in.mount) == 0 {
@@ -75,7 +81,10 @@ func derivePath(in pathInput) pathResult {
 
 func frontEndSplit(in pathInput) pathResult {
 	s, p := in.scriptName, in.pathInfo
-	r, haveR := requestPath(in.requestURI)
+	// Apache with AllowEncodedSlashes NoDecode keeps %2F encoded in what it decodes: compare
+	// in that form then, and leave the %2F in PATH_INFO, where the app can tell it from "/".
+	keep2F := hasEncodedSlash(s) || hasEncodedSlash(p)
+	r, haveR := requestPath(in.requestURI, keep2F)
 
 	if len(s) == 0 && len(p) == 0 && haveR {
 		// Neither part sent (Apache mod_authnz_fcgi's authorizer requests): the request's
@@ -83,10 +92,28 @@ func frontEndSplit(in pathInput) pathResult {
 		return split(nil, r, ruleFromRequestURI)
 	}
 
+	if bp, ok := proxyPath(in.scriptFilename, keep2F); ok && haveR && fileSystemSplit(s, p, bp) {
+		// SetHandler "proxy:…|fcgi://host/": Apache splits SCRIPT_NAME from PATH_INFO where
+		// the path stops existing under DocumentRoot, and SCRIPT_FILENAME is
+		// proxy:fcgi://host/ + that file name. Nothing on disk says where the app is mounted
+		// (<Location /> and <Location /app/> send the same params): the app is at the root.
+		// With proxy-fcgi-pathinfo, PATH_INFO is that file name and SCRIPT_NAME the whole path.
+		full := concat(s, p)
+		if bytes.Equal(p, bp) {
+			full = s
+			if len(s) == 0 || !samePath(s, r) {
+				full = r
+			} else if r[len(r)-1] == '/' && s[len(s)-1] != '/' {
+				full = concat(s, []byte("/"))
+			}
+		}
+		return split(nil, full, ruleFileSystem)
+	}
+
 	if len(p) == 0 && len(s) > 0 {
 		// Whole path in SCRIPT_NAME. Apache's proxy handler says in SCRIPT_FILENAME which part
 		// of it reached the backend URL; the rest was a ProxyPass prefix.
-		if bp, ok := proxyPath(in.scriptFilename); ok {
+		if bp, ok := proxyPath(in.scriptFilename, keep2F); ok {
 			if i := len(s) - len(bp); i > 0 && bytes.HasSuffix(s, bp) && bp[0] == '/' {
 				return split(s[:i], bp, ruleProxyPath)
 			}
@@ -105,8 +132,15 @@ func frontEndSplit(in pathInput) pathResult {
 		return split(s, p, ruleSplit)
 	}
 	if bytes.IndexByte(p, '%') >= 0 {
-		if dp := unescape(p); samePath(concat(s, dp), r) {
+		dp := unescapePath(p, keep2F)
+		if samePath(concat(s, dp), r) {
 			return split(s, dp, ruleSplitDecoded)
+		}
+		// Apache computes SCRIPT_NAME as the decoded path less as many bytes as the encoded
+		// PATH_INFO has, so with an escape in it SCRIPT_NAME is cut short ("/app/café" for
+		// /app/caf%C3%A9/a/b): SCRIPT_NAME is what precedes the decoded PATH_INFO in the URL.
+		if i := len(r) - len(dp); i >= 0 && len(dp) > 0 && dp[0] == '/' && bytes.HasSuffix(r, dp) {
+			return split(r[:i], dp, ruleSplitDecoded)
 		}
 	}
 	if len(s) > 0 {
@@ -135,20 +169,21 @@ func split(script, pathInfo []byte, rule string) pathResult {
 
 func trimSlash(b []byte) []byte { return bytes.TrimRight(b, "/") }
 
-// requestPath is REQUEST_URI's path, percent-decoded; ok is false without a usable one.
-func requestPath(uri []byte) ([]byte, bool) {
+// requestPath is REQUEST_URI's path, percent-decoded (but for %2F when keep2F); ok is false
+// without a usable one.
+func requestPath(uri []byte, keep2F bool) ([]byte, bool) {
 	if len(uri) == 0 || uri[0] != '/' {
 		return nil, false
 	}
 	if i := bytes.IndexByte(uri, '?'); i >= 0 {
 		uri = uri[:i]
 	}
-	return unescape(uri), true
+	return unescapePath(uri, keep2F), true
 }
 
 // proxyPath is the path of Apache mod_proxy's SCRIPT_FILENAME ("proxy:fcgi://host:port/path" or
 // "proxy:unix:/sock|fcgi://host/path"), percent-decoded.
-func proxyPath(sf []byte) ([]byte, bool) {
+func proxyPath(sf []byte, keep2F bool) ([]byte, bool) {
 	rest, ok := bytes.CutPrefix(sf, []byte("proxy:"))
 	if !ok {
 		return nil, false
@@ -169,7 +204,18 @@ func proxyPath(sf []byte) ([]byte, bool) {
 	if k := bytes.IndexByte(p, '?'); k >= 0 {
 		p = p[:k]
 	}
-	return unescape(p), true
+	return unescapePath(p, keep2F), true
+}
+
+// fileSystemSplit reports whether SCRIPT_FILENAME's proxy path bp is a file name under
+// DocumentRoot (Apache's SetHandler form: "proxy:fcgi://host//srv/www/app") rather than the path
+// of a ProxyPass backend URL: it starts with "//" (host, then an absolute file name) and ends
+// with SCRIPT_NAME, or it is PATH_INFO (SetEnv proxy-fcgi-pathinfo).
+func fileSystemSplit(s, p, bp []byte) bool {
+	if !bytes.HasPrefix(bp, []byte("//")) {
+		return false
+	}
+	return bytes.Equal(p, bp) || (len(s) > 0 && bytes.HasSuffix(bp, s))
 }
 
 // samePath compares two decoded paths the way a front end normalises them: runs of "/" merged
@@ -219,6 +265,31 @@ func concat(a, b []byte) []byte {
 		return a
 	}
 	return append(append(make([]byte, 0, len(a)+len(b)), a...), b...)
+}
+
+// hasEncodedSlash reports whether b holds "%2F" (either case).
+func hasEncodedSlash(b []byte) bool {
+	return bytes.Contains(b, []byte("%2F")) || bytes.Contains(b, []byte("%2f"))
+}
+
+// unescapePath is unescape, or with keep2F unescape that leaves "%2F" as it is (Apache's
+// ap_unescape_url_keep2f, what AllowEncodedSlashes NoDecode does).
+func unescapePath(b []byte, keep2F bool) []byte {
+	if !keep2F {
+		return unescape(b)
+	}
+	var out []byte
+	for {
+		i := bytes.Index(b, []byte("%2F"))
+		if j := bytes.Index(b, []byte("%2f")); j >= 0 && (i < 0 || j < i) {
+			i = j
+		}
+		if i < 0 {
+			return append(out, unescape(b)...)
+		}
+		out = append(append(out, unescape(b[:i])...), b[i:i+3]...)
+		b = b[i+3:]
+	}
 }
 
 // unescape percent-decodes b (RFC 3986 section 2.1); a "%" not followed by two hex digits stays

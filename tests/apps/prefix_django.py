@@ -24,6 +24,7 @@ def links(request):
         "static": static("site.css"),
         "script_name": request.META["SCRIPT_NAME"],
         "path_info": request.META["PATH_INFO"],
+        "authorization": request.META.get("HTTP_AUTHORIZATION"),
     })
 
 

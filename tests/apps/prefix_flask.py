@@ -11,6 +11,7 @@ def links():
         static=url_for("static", filename="site.css"),
         script_name=request.environ["SCRIPT_NAME"],
         path_info=request.environ["PATH_INFO"],
+        authorization=request.environ.get("HTTP_AUTHORIZATION"),
     )
 
 
