@@ -763,7 +763,14 @@ func (c *conn) writeBuffers(aborted *atomic.Bool, v *net.Buffers) error {
 	if c.dead.Load() {
 		return ErrConnClosed
 	}
-	if _, err := v.WriteTo(c.rwc); err != nil {
+	var err error
+	if rc, ok := c.rwc.(*rawConn); ok {
+		_, err = rc.writeBuffers(*v)
+		*v = (*v)[:0]
+	} else {
+		_, err = v.WriteTo(c.rwc)
+	}
+	if err != nil {
 		c.close()
 		return fmt.Errorf("%w: %w", ErrConnClosed, err)
 	}

@@ -164,7 +164,7 @@ func (s *Server) Serve(l net.Listener) error {
 			return fmt.Errorf("fcgi: accept: %w", err)
 		}
 		delay = 0
-		c := s.track(rw, rw.RemoteAddr())
+		c := s.track(newRawConn(rw), rw.RemoteAddr())
 		if c == nil {
 			rw.Close()
 			continue
@@ -176,7 +176,7 @@ func (s *Server) Serve(l net.Listener) error {
 // ServeConn serves one connection, such as one passed by a parent process,
 // and returns when the connection and its handlers are done.
 func (s *Server) ServeConn(c net.Conn) {
-	s.serveRWC(c, c.RemoteAddr())
+	s.serveRWC(newRawConn(c), c.RemoteAddr())
 }
 
 // serveRWC is ServeConn for anything that reads and writes, as tests use.

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -73,27 +72,37 @@ func fakeWorker(mode string) int {
 			fmt.Fprintf(dump, "Current thread 0x0001 (most recent call first):\n  File \"fake.py\", line 1 in fake_%s\n", mode)
 		}
 	}()
-	// One channel per thread (WSGI_FCGI_RUNNER_FD="3,4,..."), each served on its own.
-	fds := strings.Split(os.Getenv("WSGI_FCGI_RUNNER_FD"), ",")
-	status := make(chan int, len(fds))
-	for _, s := range fds[1:] {
-		fd, _ := strconv.Atoi(s)
-		go func() { status <- fakeChannel(mode, fd) }()
+	// One channel per thread (WSGI_FCGI_RUNNER_FD="3:4,5:6,..."), each served on its own.
+	chans := strings.Split(os.Getenv("WSGI_FCGI_RUNNER_FD"), ",")
+	status := make(chan int, len(chans))
+	for _, s := range chans[1:] {
+		go func() { status <- fakeChannel(mode, s) }()
 	}
-	rc := fakeChannel(mode, 3)
-	for range fds[1:] {
+	rc := fakeChannel(mode, chans[0])
+	for range chans[1:] {
 		rc = max(rc, <-status)
 	}
 	return rc
 }
 
-// fakeChannel serves one channel of the fake worker.
-func fakeChannel(mode string, fd int) int {
-	c, err := net.FileConn(os.NewFile(uintptr(fd), "channel"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "fake worker: channel:", err)
+// pipePair is a channel seen from the worker: requests come on r, frames go out on w.
+type pipePair struct {
+	r, w *os.File
+}
+
+func (p pipePair) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p pipePair) Write(b []byte) (int, error) { return p.w.Write(b) }
+
+// fakeChannel serves one channel ("R:W") of the fake worker.
+func fakeChannel(mode, fds string) int {
+	rs, ws, _ := strings.Cut(fds, ":")
+	rfd, err1 := strconv.Atoi(rs)
+	wfd, err2 := strconv.Atoi(ws)
+	if err1 != nil || err2 != nil {
+		fmt.Fprintf(os.Stderr, "fake worker: channel %q is not R:W\n", fds)
 		return 3
 	}
+	c := pipePair{os.NewFile(uintptr(rfd), "channel-r"), os.NewFile(uintptr(wfd), "channel-w")}
 	br := bufio.NewReader(c)
 	if mode == "fatal" {
 		writeFrame(c, frameFatal, 0, []byte(`cannot import "fake": ModuleNotFoundError: No module named 'fake'`))

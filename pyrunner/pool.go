@@ -141,6 +141,9 @@ func (o *Options) fill() {
 	if o.Threads <= 0 {
 		o.Threads = 1
 	}
+	if o.Preload {
+		o.Threads = min(o.Threads, MaxPreloadThreads)
+	}
 	if o.MinSpare <= 0 {
 		o.MinSpare = 1
 	}

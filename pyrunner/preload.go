@@ -24,6 +24,11 @@ import (
 // errMasterGone: the preload master exited, taking its workers with it.
 var errMasterGone = errors.New("preload master exited")
 
+// MaxPreloadThreads is the most Options.Threads a preload master can fork a worker with: a
+// FORK carries two descriptors per channel and the stack pipe in one SCM_RIGHTS message, and
+// the kernel takes at most 253 (SCM_MAX_FD).
+const MaxPreloadThreads = 126
+
 // master is one preload master process.
 type master struct {
 	gen   int

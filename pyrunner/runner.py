@@ -5,10 +5,11 @@ The gateway (Go, pyrunner/*.go) embeds this file, writes it to a private directo
     python runner.py --app module:callable [--chdir DIR] [--pythonpath P1:P2...]
 
 with WSGI_FCGI_RUNNER_COOKIE and WSGI_FCGI_RUNNER_FD in the environment. The worker imports the
-app once, sends READY on the channel (a unix socket on that fd), then serves one request at a
-time until the channel closes. With several fds in WSGI_FCGI_RUNNER_FD (--threads) it serves
-each channel in a thread of its own; with --preload it is instead a master that forks workers
-(class Master). SIGUSR1 writes every thread's stack to WSGI_FCGI_RUNNER_STACK_FD.
+app once, sends READY on the channel (two pipes, "R:W": it reads requests from fd R and writes
+frames to fd W), then serves one request at a time until the channel closes. With several
+channels in WSGI_FCGI_RUNNER_FD (--threads) it serves each in a thread of its own; with
+--preload it is instead a master that forks workers (class Master), and the variable names its
+control socket. SIGUSR1 writes every thread's stack to WSGI_FCGI_RUNNER_STACK_FD.
 
 The wire -- frames, the marshal environ, the header block, what happens at every break -- is
 specified in PROTOCOL.md next to this file; the code below follows
@@ -30,6 +31,7 @@ import datetime
 import faulthandler
 import gc
 import importlib
+import io
 import json
 import marshal
 import os
@@ -71,7 +73,7 @@ MAX_CHUNK = 1 << 20  # the most response body bytes the runner puts in one frame
 READ_MIN = 64 << 10  # a READ asks for at least this much (unless less is left) ...
 READ_MAX = 1 << 20  # ... and at most this much
 RECV_SIZE = 256 << 10  # initial size of the receive buffer; it grows for bigger frames
-SMALL_FRAME = 1 << 10  # frames up to this size are joined and sent with send(), not sendmsg
+SMALL_FRAME = 1 << 10  # frames up to this size are joined and sent with write(), not writev
 MAX_HEADER_BLOCK = 1 << 20  # the gateway drops a worker whose START has a bigger header block
 
 FRAME = struct.Struct("<IBBH")  # payload length, type, flags, reserved
@@ -136,19 +138,60 @@ class Stop(BaseException):
     """Raised by the SIGTERM handler while the worker is idle, to leave the blocking recv."""
 
 
-class Channel:
-    """The framed socket to the gateway (PROTOCOL.md, "The channel" and "Frames").
+class Pipes:
+    """The runner's end of a channel: the pipe it reads requests from and the pipe it writes
+    frames to (PROTOCOL.md, "The channel"). Both are blocking."""
 
-    Frames are received into one preallocated bytearray: a recv_into usually brings a whole
-    REQUEST frame in one system call, and each frame is handed out as a memoryview into the
-    buffer, so nothing is copied until a caller copies it. Each frame is sent with one system
-    call: sendmsg of its pieces, so a big body chunk is never concatenated with its header.
-    """
+    __slots__ = ("rfd", "wfd", "readinto")
 
-    __slots__ = ("sock", "buf", "view", "start", "end")
+    def __init__(self, rfd, wfd):
+        self.rfd = rfd
+        self.wfd = wfd
+        # FileIO.readinto: a read(2) straight into the caller's buffer (os.readinto is 3.14+).
+        self.readinto = io.FileIO(rfd, "rb", closefd=False).readinto
+
+    def write(self, data):
+        return os.write(self.wfd, data)
+
+    def writev(self, parts):
+        return os.writev(self.wfd, parts)
+
+    def close(self):
+        for fd in (self.rfd, self.wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class SocketEnd:
+    """A socket used as a channel: a preload master's control socket, which carries FATAL."""
+
+    __slots__ = ("sock", "readinto", "write", "writev", "close")
 
     def __init__(self, sock):
         self.sock = sock
+        self.readinto = sock.recv_into
+        self.write = sock.send
+        self.writev = sock.sendmsg
+        self.close = sock.close
+
+
+class Channel:
+    """The framed channel to the gateway (PROTOCOL.md, "The channel" and "Frames").
+
+    Frames are received into one preallocated bytearray: a read usually brings a whole
+    REQUEST frame in one system call, and each frame is handed out as a memoryview into the
+    buffer, so nothing is copied until a caller copies it. Each frame is sent with one system
+    call: writev of its pieces, so a big body chunk is never concatenated with its header.
+    `ends` is a Pipes (or, for a preload master's FATAL, a SocketEnd): anything with
+    readinto, write, writev and close.
+    """
+
+    __slots__ = ("ends", "buf", "view", "start", "end")
+
+    def __init__(self, ends):
+        self.ends = ends
         self.buf = bytearray(RECV_SIZE)
         self.view = memoryview(self.buf)
         self.start = 0  # buf[start:end] holds received bytes not handed out yet
@@ -190,9 +233,9 @@ class Channel:
             self.start, self.end = 0, len(pending)
         while self.end - self.start < need:
             if self.end == 0:
-                n = self.sock.recv_into(self.buf)
+                n = self.ends.readinto(self.buf)
             else:
-                n = self.sock.recv_into(self.view[self.end:])
+                n = self.ends.readinto(self.view[self.end:])
             if not n:
                 if self.end == self.start:
                     return False
@@ -203,24 +246,24 @@ class Channel:
     def send(self, parts, total):
         """Send the buffers in `parts` (`total` bytes) with one system call.
 
-        Up to SMALL_FRAME bytes the pieces are joined and sent with send(): cheaper than the
-        scatter list of sendmsg for tiny buffers (measured here: about 0.4 us of 3). Bigger frames
-        go out with sendmsg, so a body chunk is never copied.
+        Up to SMALL_FRAME bytes the pieces are joined and sent with write(): cheaper than the
+        scatter list of writev for tiny buffers (measured here: about 0.4 us of 3). Bigger frames
+        go out with writev, so a body chunk is never copied.
 
-        A blocking unix socket sends everything in one call unless a signal interrupts a big
-        send part way (PEP 475 retries only when nothing was sent); then send the rest.
+        A blocking pipe takes everything in one call unless a signal interrupts a big write
+        part way (PEP 475 retries only when nothing was written); then write the rest.
         """
-        sock = self.sock
+        ends = self.ends
         try:
             if total <= SMALL_FRAME:
                 parts = [b"".join(parts)]
-                sent = sock.send(parts[0])
+                sent = ends.write(parts[0])
             else:
-                sent = sock.sendmsg(parts)
+                sent = ends.writev(parts)
             while sent < total:
                 parts = _skip(parts, sent)
                 total -= sent
-                sent = sock.sendmsg(parts)
+                sent = ends.writev(parts)
         except OSError as e:
             raise ChannelError("sending to the gateway: %s" % e)
 
@@ -853,20 +896,26 @@ def parse_args(argv):
 
 
 def open_channels():
-    """Return the channels named by WSGI_FCGI_RUNNER_FD ("3", or "3,4,5" for --threads 3), or
-    None with a line on stderr."""
+    """Return the channels named by WSGI_FCGI_RUNNER_FD ("3:4", or "3:4,5:6,7:8" for
+    --threads 3; a preload master's control socket alone: "3"), or None with a line on stderr."""
     chans = []
     try:
         for item in os.environ[FD_VAR].split(","):
-            fd = int(item)
-            sock = socket.socket(fileno=fd)
-            # Keep the channel out of processes the app spawns: they must not hold it open.
-            os.set_inheritable(fd, False)
-            chans.append(Channel(sock))
+            rfd, colon, wfd = item.partition(":")
+            if colon:
+                fds = (int(rfd), int(wfd))
+                ends = Pipes(*fds)
+            else:
+                fds = (int(item),)
+                ends = SocketEnd(socket.socket(fileno=fds[0]))
+            for fd in fds:
+                # Keep the channel out of processes the app spawns: they must not hold it open.
+                os.set_inheritable(fd, False)
+            chans.append(Channel(ends))
     except (KeyError, ValueError, OSError) as e:
-        sys.stderr.write("runner.py: %s does not name the channel socket: %s\n" % (FD_VAR, e))
+        sys.stderr.write("runner.py: %s does not name the channel: %s\n" % (FD_VAR, e))
         for chan in chans:
-            chan.sock.close()
+            chan.ends.close()
         return None
     return chans
 
@@ -906,7 +955,7 @@ def main(argv=None):
         return run(chans, args, ppid)
     finally:
         for chan in chans:
-            chan.sock.close()
+            chan.ends.close()
 
 
 def run(chans, args, ppid):
@@ -943,7 +992,7 @@ def run(chans, args, ppid):
                 pass
         return EXIT_APP_LOAD
     if args.preload:
-        return Master(chans[0].sock, app, ppid).run()
+        return Master(chans[0].ends.sock, app, ppid).run()
     return serve_app(chans, app, ppid)
 
 
@@ -1002,13 +1051,13 @@ def serve_channel(chan, app, ppid, main):
 
 # Control frames of a preload master (PROTOCOL.md, "Preload"), one frame per SOCK_SEQPACKET
 # message on the master's control socket.
-FORK = 32  # gateway -> master: uint32 token; SCM_RIGHTS: the channels and the stack pipe
+FORK = 32  # gateway -> master: uint32 token; SCM_RIGHTS: the channels' pipes and the stack pipe
 SPAWNED = 33  # master -> gateway: uint32 token, uint32 pid of the forked worker
 EXITED = 34  # master -> gateway: uint32 pid, int32 wait status
 U32_PAIR = struct.Struct("<II")
 U32_I32 = struct.Struct("<Ii")
 PR_SET_PDEATHSIG = 1
-MAX_FDS = 257  # channels (--threads, at most 256) and the stack pipe of one FORK
+MAX_FDS = 253  # the kernel's SCM_MAX_FD: two per channel (--threads, at most 126) and the stack pipe
 
 
 class Master:
@@ -1085,7 +1134,7 @@ class Master:
         if not msg:
             return False
         length, ftype, _, _ = FRAME.unpack_from(msg)
-        if ftype != FORK or length != 4 or len(fds) < 2:
+        if ftype != FORK or length != 4 or len(fds) < 3 or len(fds) % 2 == 0:
             for fd in fds:
                 os.close(fd)
             log("error", "preload master: bad control message", type=ftype, fds=len(fds))
@@ -1129,9 +1178,10 @@ class Master:
                 os._exit(EXIT_OK)
             enable_stack_dumps(str(stack_fd))
             chans = []
-            for fd in chan_fds:
-                os.set_inheritable(fd, False)
-                chans.append(Channel(socket.socket(fileno=fd)))
+            for i in range(0, len(chan_fds) - 1, 2):
+                for fd in chan_fds[i:i + 2]:
+                    os.set_inheritable(fd, False)
+                chans.append(Channel(Pipes(chan_fds[i], chan_fds[i + 1])))
             status = serve_app(chans, self.app, master)
         except SystemExit as e:
             status = e.code if isinstance(e.code, int) else EXIT_CHANNEL

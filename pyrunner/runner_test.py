@@ -1,7 +1,7 @@
 """Tests of runner.py, the Python side of wsgi-fcgi, driven exactly as the Go gateway drives it.
 
-Each test starts the real runner as a subprocess with one end of a unix socketpair as its
-channel and plays the gateway on the other end: it encodes the environ in marshal format as
+Each test starts the real runner as a subprocess with its ends of a channel (two pipes) and
+plays the gateway on the other ends: it encodes the environ in marshal format as
 PROTOCOL.md specifies, writes REQUEST frames, answers READ with BODY, and checks the frames
 that come back. The apps are small modules in testdata/runner/.
 
@@ -102,6 +102,60 @@ def request_frame(environ, inline=b"", eof=True):
     return FRAME.pack(len(payload), REQUEST, EOF if eof else 0, 0) + payload
 
 
+class PipeEnd:
+    """The gateway's ends of a channel (two pipes), with the few socket methods the tests use:
+    sendall, recv, recv_into, settimeout, shutdown (of the writing side) and close."""
+
+    def __init__(self, rfd, wfd):
+        self.rfd = rfd
+        self.wfd = wfd
+        self.timeout = None
+
+    def settimeout(self, timeout):
+        self.timeout = timeout
+
+    def _wait(self):
+        if self.timeout is not None:
+            ready, _, _ = select.select([self.rfd], [], [], self.timeout)
+            if not ready:
+                raise socket.timeout("channel read timed out")
+
+    def recv(self, n):
+        self._wait()
+        return os.read(self.rfd, n)
+
+    def recv_into(self, buf):
+        self._wait()
+        return os.readv(self.rfd, [buf])
+
+    def sendall(self, data):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.wfd, view):]
+
+    def shutdown(self, how):
+        assert how == socket.SHUT_WR
+        self._close_w()
+
+    def _close_w(self):
+        if self.wfd is not None:
+            os.close(self.wfd)
+            self.wfd = None
+
+    def close(self):
+        self._close_w()
+        if self.rfd is not None:
+            os.close(self.rfd)
+            self.rfd = None
+
+
+def channel_pipes():
+    """Make a channel: (the gateway's PipeEnd, the runner's (read fd, write fd), "R:W")."""
+    to_r, to_w = os.pipe()
+    from_r, from_w = os.pipe()
+    return PipeEnd(from_r, to_w), (to_r, from_w), "%d:%d" % (to_r, from_w)
+
+
 class Conn:
     """The gateway's end of the channel: frame reads and writes."""
 
@@ -166,12 +220,16 @@ class Runner:
         pass_fds=(), sock_type=socket.SOCK_STREAM,
     ):
         self.gate_r, self.gate_w = os.pipe()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, sock_type)
+        if sock_type == socket.SOCK_STREAM:
+            ours, theirs, fd_value = channel_pipes()  # a worker's channel
+        else:
+            ours, sock = socket.socketpair(socket.AF_UNIX, sock_type)  # a preload master's
+            theirs, fd_value = (sock.fileno(),), str(sock.fileno())
         environment = dict(os.environ)
         environment.pop("PYTHONUNBUFFERED", None)  # the runner must make its own streams line-buffered
         environment["PYTHONDONTWRITEBYTECODE"] = "1"
         environment["PYTHONWARNINGS"] = "default"  # ResourceWarning and the like show up in stderr
-        environment["WSGI_FCGI_RUNNER_FD"] = str(theirs.fileno())
+        environment["WSGI_FCGI_RUNNER_FD"] = fd_value
         if cookie is None:
             environment.pop(COOKIE_VAR, None)
         else:
@@ -186,10 +244,14 @@ class Runner:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=(theirs.fileno(), self.gate_r) + tuple(pass_fds),
+            pass_fds=theirs + (self.gate_r,) + tuple(pass_fds),
             env=environment,
         )
-        theirs.close()
+        if sock_type == socket.SOCK_STREAM:
+            for fd in theirs:
+                os.close(fd)
+        else:
+            sock.close()
         os.close(self.gate_r)  # the runner holds it now
         ours.settimeout(TIMEOUT)
         self.sock = ours
@@ -842,26 +904,27 @@ class LifecycleTest(unittest.TestCase):
     def test_parent_change_exits(self):
         # A middle process starts the runner, then exits when the test closes its stdin: the
         # runner is re-parented, serves the request it gets, then sees the new parent and exits.
-        ours, theirs = socket.socketpair()
+        ours, theirs, fd_value = channel_pipes()
         ours.settimeout(TIMEOUT)
         self.addCleanup(ours.close)
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", WSGI_FCGI_RUNNER_FD=str(theirs.fileno()))
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", WSGI_FCGI_RUNNER_FD=fd_value)
         env[COOKIE_VAR] = COOKIE
         middle_code = (
             "import subprocess, sys\n"
-            "p = subprocess.Popen(sys.argv[1:], pass_fds=[%d], stdin=subprocess.DEVNULL,"
+            "p = subprocess.Popen(sys.argv[1:], pass_fds=[%d, %d], stdin=subprocess.DEVNULL,"
             " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
             "print(p.pid, flush=True)\n"
-            "sys.stdin.read()\n" % theirs.fileno()
+            "sys.stdin.read()\n" % theirs
         )
         middle = subprocess.Popen(
             [sys.executable, "-c", middle_code, PYTHON, RUNNER, "--app", "hello", "--chdir", APPS],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            pass_fds=[theirs.fileno()],
+            pass_fds=list(theirs),
             env=env,
         )
-        theirs.close()
+        for fd in theirs:
+            os.close(fd)
         pid = int(middle.stdout.readline())
         self.addCleanup(lambda: _kill_quietly(pid))
         conn = Conn(ours)
@@ -892,9 +955,9 @@ def import_runner():
     return runner
 
 
-class TrickleSocket:
-    """A fake socket: recv_into hands out the bytes given in pieces of `step`; send and sendmsg
-    accept at most `step` bytes per call, as a send interrupted by a signal does."""
+class TrickleEnds:
+    """Fake channel ends: readinto hands out the bytes given in pieces of `step`; write and
+    writev accept at most `step` bytes per call, as a write interrupted by a signal does."""
 
     def __init__(self, incoming=b"", step=1):
         self.incoming = memoryview(incoming)
@@ -902,24 +965,27 @@ class TrickleSocket:
         self.sent = b""
         self.calls = 0
 
-    def recv_into(self, buf):
+    def readinto(self, buf):
         n = min(self.step, len(self.incoming), len(buf))
         buf[:n] = self.incoming[:n]
         self.incoming = self.incoming[n:]
         return n
 
-    def sendmsg(self, parts):
+    def writev(self, parts):
         self.calls += 1
         data = b"".join(bytes(p) for p in parts)[:self.step]
         self.sent += data
         return len(data)
 
-    def send(self, data):
-        return self.sendmsg([data])
+    def write(self, data):
+        return self.writev([data])
+
+    def close(self):
+        pass
 
 
 class ChannelTest(unittest.TestCase):
-    """The runner's framing, in-process, with a fake socket."""
+    """The runner's framing, in-process, with fake channel ends."""
 
     def setUp(self):
         self.runner = import_runner()
@@ -930,25 +996,25 @@ class ChannelTest(unittest.TestCase):
         wire = b"".join(FRAME.pack(len(p), t, f, 0) + p for t, f, p in frames)
         for step in (3, 4099, 100 * KiB, len(wire)):
             with self.subTest(step=step):
-                chan = self.runner.Channel(TrickleSocket(wire, step))
+                chan = self.runner.Channel(TrickleEnds(wire, step))
                 for ftype, flags, payload in frames:
                     self.assertEqual(tuple(chan.recv()), (ftype, flags, payload))
                 self.assertIsNone(chan.recv())
 
     def test_eof_inside_a_frame(self):
-        chan = self.runner.Channel(TrickleSocket(FRAME.pack(10, BODY, 0, 0) + b"abc", 4))
+        chan = self.runner.Channel(TrickleEnds(FRAME.pack(10, BODY, 0, 0) + b"abc", 4))
         with self.assertRaises(self.runner.ChannelError):
             chan.recv()
 
     def test_partial_sends_complete(self):
         for total in (100, 5000):  # joined and send(), or sendmsg
-            sock = TrickleSocket(step=37)
-            chan = self.runner.Channel(sock)
+            ends = TrickleEnds(step=37)
+            chan = self.runner.Channel(ends)
             body = os.urandom(total)
             chan.send_start(END, b"200 OK", body)
             want = struct.pack("<IBBHI", 4 + 6 + total, START, END, 0, 6) + b"200 OK" + body
-            self.assertEqual(sock.sent, want)
-            self.assertEqual(sock.calls, -(-len(want) // 37))
+            self.assertEqual(ends.sent, want)
+            self.assertEqual(ends.calls, -(-len(want) // 37))
 
 
 class ImportTracebackTest(unittest.TestCase):
@@ -1039,15 +1105,16 @@ def cpu_seconds(pid):
 
 
 # A stand-in for the runner that answers every frame with a fixed START|END frame and does
-# nothing else: the round trip of two Python processes over the socketpair on this machine now.
+# nothing else: the round trip of two Python processes over the channel's pipes on this machine now.
 ECHO = """
-import os, socket, struct
-sock = socket.socket(fileno=int(os.environ["WSGI_FCGI_RUNNER_FD"]))
+import io, os, struct
+r, w = (int(fd) for fd in os.environ["WSGI_FCGI_RUNNER_FD"].split(":"))
+readinto = io.FileIO(r, "rb", closefd=False).readinto
 reply = struct.pack("<IBBHI", 4, 18, 2, 0, 0)
-sock.sendall(struct.pack("<IBBH", 0, 16, 0, 0))
+os.write(w, struct.pack("<IBBH", 0, 16, 0, 0))
 buf = bytearray(1 << 18)
-while sock.recv_into(buf):
-    sock.sendmsg([reply])
+while readinto(buf):
+    os.writev(w, [reply])
 """
 
 
@@ -1116,12 +1183,12 @@ class PreloadTest(unittest.TestCase):
 
     def fork(self, master, token):
         """Ask for a worker; return (its Conn, its stack pipe's read end, its pid)."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours, theirs, _ = channel_pipes()
         r, w = os.pipe()
-        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("ii", theirs.fileno(), w))]
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("iii", theirs[0], theirs[1], w))]
         master.sock.sendmsg([FRAME.pack(4, FORK, 0, 0) + U32.pack(token)], rights)
-        theirs.close()
-        os.close(w)
+        for fd in theirs + (w,):
+            os.close(fd)
         self.addCleanup(ours.close)
         self.addCleanup(os.close, r)
         frame = master.conn.recv()

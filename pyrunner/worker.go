@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -62,7 +61,7 @@ type worker struct {
 	id   int // the process's id
 	pool *Pool
 	p    *process
-	conn *net.UnixConn
+	conn *channel
 	br   *bufio.Reader
 	wbuf []byte // scratch for BODY frames
 	log  hclog.Logger
@@ -101,7 +100,8 @@ func (pl *Pool) startProcess(p *process) error {
 }
 
 // channels makes a process's channels (one per thread) and its stack pipe; the child ends
-// come first in files, the stack pipe's write end last.
+// come first in files (two per channel: the pipe it reads, the pipe it writes), the stack
+// pipe's write end last.
 func (pl *Pool) channels(p *process) (files []*os.File, dumpR *os.File, err error) {
 	closeAll := func() {
 		for _, f := range files {
@@ -114,14 +114,14 @@ func (pl *Pool) channels(p *process) (files []*os.File, dumpR *os.File, err erro
 		}
 	}
 	for _, w := range p.slots {
-		conn, child, err := newChannel()
+		conn, childR, childW, err := newChannel()
 		if err != nil {
 			closeAll()
 			return nil, nil, err
 		}
 		w.conn = conn
 		w.br = bufio.NewReaderSize(channelReader{w}, 64<<10)
-		files = append(files, child)
+		files = append(files, childR, childW)
 	}
 	// The stack pipe: the runner's faulthandler writes the Python stack to it on SIGUSR1.
 	dumpR, dumpW, err := os.Pipe()
@@ -200,25 +200,9 @@ func (p *process) handshake(pl *Pool) error {
 	return nil
 }
 
-// newChannel makes a channel: a socketpair, the gateway's end as a conn, the worker's as a file.
-func newChannel() (conn *net.UnixConn, child *os.File, err error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("socketpair: %w", err)
-	}
-	parentFile := os.NewFile(uintptr(fds[0]), "wsgi-fcgi-channel")
-	child = os.NewFile(uintptr(fds[1]), "wsgi-fcgi-channel-child")
-	fc, err := net.FileConn(parentFile)
-	parentFile.Close()
-	if err != nil {
-		child.Close()
-		return nil, nil, fmt.Errorf("channel: %w", err)
-	}
-	return fc.(*net.UnixConn), child, nil
-}
-
 // runnerCommand is the command line of the runner: its channels on fds 3 and up (threads of
-// them; 0 for a preload master, whose control socket is fd 3), then its stack pipe.
+// them, two fds each; 0 for a preload master, whose control socket is fd 3), then its stack
+// pipe.
 func (p *Pool) runnerCommand(threads int, extra ...string) *exec.Cmd {
 	args := []string{p.script, "--app", p.opts.App}
 	if p.opts.Chdir != "" {
@@ -231,9 +215,18 @@ func (p *Pool) runnerCommand(threads int, extra ...string) *exec.Cmd {
 		args = append(args, "--debug")
 	}
 	cmd := exec.Command(p.opts.Python, append(args, extra...)...)
+	// Each channel is two pipes, "R:W": the worker reads requests from fd R and writes
+	// frames to fd W ("3:4", or "3:4,5:6,7:8" with --threads 3). A preload master gets its
+	// control socket alone ("3").
 	fds := "3"
-	for i := 1; i < threads; i++ {
-		fds += "," + strconv.Itoa(3+i)
+	if threads > 0 {
+		fds = ""
+		for i := range threads {
+			if i > 0 {
+				fds += ","
+			}
+			fds += strconv.Itoa(3+2*i) + ":" + strconv.Itoa(4+2*i)
+		}
 	}
 	cmd.Env = append(append([]string(nil), p.opts.Env...),
 		"WSGI_FCGI_RUNNER_COOKIE="+runnerCookie,
@@ -241,7 +234,7 @@ func (p *Pool) runnerCommand(threads int, extra ...string) *exec.Cmd {
 		"PYTHONUNBUFFERED=1",
 	)
 	if threads > 0 {
-		cmd.Env = append(cmd.Env, "WSGI_FCGI_RUNNER_STACK_FD="+strconv.Itoa(3+threads))
+		cmd.Env = append(cmd.Env, "WSGI_FCGI_RUNNER_STACK_FD="+strconv.Itoa(3+2*threads))
 	}
 	cmd.Dir = p.opts.Chdir
 	// Own process group: a Ctrl-C on the terminal reaches the gateway, which drains the workers,

@@ -208,6 +208,11 @@ func (c *Config) validate() error {
 	if c.Threads < 1 || c.Threads > 256 {
 		return fmt.Errorf("--threads %d: want 1 to 256", c.Threads)
 	}
+	if c.Preload && c.Threads > pyrunner.MaxPreloadThreads {
+		// A preload master gets a worker's descriptors in one SCM_RIGHTS message (at most
+		// 253 descriptors): two per channel and the stack pipe.
+		return fmt.Errorf("--threads %d with --preload: want 1 to %d", c.Threads, pyrunner.MaxPreloadThreads)
+	}
 	if c.PMMinSpare > 0 && c.PMMaxSpare > 0 && c.PMMinSpare > c.PMMaxSpare {
 		return fmt.Errorf("--pm-min-spare %d is above --pm-max-spare %d", c.PMMinSpare, c.PMMaxSpare)
 	}

@@ -44,6 +44,7 @@ func main() {
 	// default action would kill the gateway. Caught, not ignored: an ignored signal would stay
 	// ignored in the workers started meanwhile.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
+	setGatewayProcs()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
