@@ -54,16 +54,46 @@ const drainLimit = 8 << 20
 // stops the output; the worker is still brought back to a clean state or replaced. A request
 // past Options.Timeout fails with an *ExchangeError wrapping ErrTimeout: the worker's Python
 // stack is logged and the worker is killed.
+//
+// A request may be sent ahead to a busy worker (ahead.go): then it is written at once and
+// waits for the request ahead of it to end.
 func (p *Pool) Do(ctx context.Context, req *Request, w ResponseWriter) error {
-	wk, err := p.acquire(ctx)
-	if err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		wk, turn, err := p.acquire(ctx, req)
+		if err != nil {
+			return err
+		}
+		if turn == nil {
+			return p.serve(wk, req, w, false)
+		}
+		_, werr := wk.conn.Write(req.finish())
+		if err := <-turn.ch; err != nil {
+			// The worker failed before our turn: we never started.
+			if attempt < maxAheadRetries {
+				continue
+			}
+			return &ExchangeError{PID: wk.p.pid, Err: fmt.Errorf("%w: the workers it was sent ahead to failed", ErrWorkerDied)}
+		}
+		if werr != nil {
+			// Our turn, on a worker whose channel broke as we wrote: it is lost, we did not start.
+			p.discard(wk, false)
+			if attempt < maxAheadRetries {
+				continue
+			}
+			return &ExchangeError{PID: wk.p.pid, Err: fmt.Errorf("%w: send request: %v", ErrWorkerDied, werr)}
+		}
+		return p.serve(wk, req, w, true)
 	}
+}
+
+// serve runs req on wk, which it holds, and gives wk back (or discards it). sent says req's
+// REQUEST frame is already written (it was sent ahead).
+func (p *Pool) serve(wk *worker, req *Request, w ResponseWriter, sent bool) error {
 	req.WorkerPID = wk.p.pid
 	if p.opts.TrackRequests {
 		wk.begin(req) // status.go
 	}
-	healthy, err := wk.exchange(req, w)
+	healthy, err := wk.exchange(req, w, sent)
 	if p.opts.TrackRequests {
 		wk.end()
 	}
@@ -71,6 +101,7 @@ func (p *Pool) Do(ctx context.Context, req *Request, w ResponseWriter) error {
 		p.release(wk)
 		return err
 	}
+	p.failAhead(wk)
 	if errors.Is(err, ErrTimeout) {
 		stack := wk.p.dumpStack()
 		wk.log.Error("request timed out: killing the worker; its Python stack follows",
@@ -80,15 +111,20 @@ func (p *Pool) Do(ctx context.Context, req *Request, w ResponseWriter) error {
 	return err
 }
 
-// exchange runs one request. healthy reports whether the worker can take another.
-func (wk *worker) exchange(req *Request, w ResponseWriter) (healthy bool, err error) {
+// exchange runs one request; sent says its REQUEST is already written. healthy reports
+// whether the worker can take another.
+func (wk *worker) exchange(req *Request, w ResponseWriter, sent bool) (healthy bool, err error) {
 	if o := &wk.pool.opts; o.Timeout > 0 || o.SlowTimeout > 0 {
 		wk.armDeadline(req, o.Timeout, o.SlowTimeout)
 	}
-	if _, err := wk.conn.Write(req.finish()); err != nil {
-		return false, &ExchangeError{PID: wk.p.pid, Err: fmt.Errorf("%w: send request: %v", ErrWorkerDied, err)}
+	if !sent {
+		if _, err := wk.conn.Write(req.finish()); err != nil {
+			return false, &ExchangeError{PID: wk.p.pid, Err: fmt.Errorf("%w: send request: %v", ErrWorkerDied, err)}
+		}
 	}
+	wk.pool.markAheadable(wk, req)
 	bodyEOF := req.bodyEOF
+	inline := bodyEOF // the whole body went with REQUEST: the runner never asks for more
 	started := false
 	var sinkErr error // first error from w: the rest of the response is drained, not sent
 	drained := 0
@@ -132,7 +168,7 @@ func (wk *worker) exchange(req *Request, w ResponseWriter) (healthy bool, err er
 					return fail(died(err))
 				}
 				if h.flags&flagEnd == 0 {
-					if ok, err := wk.drainToEnd(bodyEOF); !ok {
+					if ok, err := wk.drainToEnd(inline); !ok {
 						return fail(err)
 					}
 				}
@@ -154,6 +190,11 @@ func (wk *worker) exchange(req *Request, w ResponseWriter) (healthy bool, err er
 				return fail(died(err))
 			}
 			want := int(binary.LittleEndian.Uint32(lb[:]))
+			if inline {
+				// The runner sends no READ for a body sent whole; and a request sent ahead
+				// may be writing to the worker's pipe now.
+				return fail(fmt.Errorf("%w: READ for a body sent whole", errProtocol))
+			}
 			if bodyEOF {
 				want = 0
 			}
@@ -262,8 +303,9 @@ func (wk *worker) sendBody(body io.Reader, want int) (eof bool, err error) {
 	return flags&flagEOF != 0, err
 }
 
-// drainToEnd reads and discards the rest of a response, answering READs with EOF.
-func (wk *worker) drainToEnd(bodyEOF bool) (bool, error) {
+// drainToEnd reads and discards the rest of a response, answering READs with EOF (a READ
+// for a body sent whole is a protocol error, as in exchange).
+func (wk *worker) drainToEnd(inline bool) (bool, error) {
 	var hdr [frameHeaderLen]byte
 	total := 0
 	for {
@@ -287,6 +329,9 @@ func (wk *worker) drainToEnd(bodyEOF bool) (bool, error) {
 				return true, nil
 			}
 		case frameRead:
+			if inline {
+				return false, fmt.Errorf("%w: READ for a body sent whole", errProtocol)
+			}
 			if err := wk.skip(int(h.length)); err != nil {
 				return false, died(err)
 			}

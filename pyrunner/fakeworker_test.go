@@ -48,7 +48,8 @@ func fakeOptions(t *testing.T, mode string, workers int) Options {
 //	readbody   READ the whole body, answer with its length and sha256
 //	stream     START, then three DATA frames, the last with END
 //	die        exit as soon as a request arrives
-//	sleep      sleep for the duration PATH_INFO names ("/1s"), then answer
+//	sleep      sleep for the duration PATH_INFO names ("/1s"), then answer; "/die:50ms": sleep,
+//	           then exit without answering
 //	hang       never send READY
 //	badheader  answer with a header value holding CR LF
 //	fatal      send FATAL instead of READY and exit 4
@@ -153,8 +154,13 @@ func fakeChannel(mode, fds string) int {
 			return 1
 		case "sleep":
 			// PATH_INFO is "/" or "/<duration>".
-			d, _ := time.ParseDuration(strings.TrimPrefix(environValue(payload[4:4+envLen], "PATH_INFO"), "/"))
+			arg := strings.TrimPrefix(environValue(payload[4:4+envLen], "PATH_INFO"), "/")
+			arg, die := strings.CutPrefix(arg, "die:")
+			d, _ := time.ParseDuration(arg)
 			time.Sleep(d)
+			if die {
+				return 1
+			}
 			writeStart(c, flagEnd, "200 OK", fmt.Sprintf("slept %v", d))
 		case "badheader":
 			writeStart(c, flagEnd, "200 OK\x00X-Evil\x00a\r\nSet-Cookie: b", "body")

@@ -44,12 +44,13 @@ func (s workerState) String() string {
 	return "state(?)"
 }
 
-// acquire hands out an idle worker, or waits for one in the bounded queue.
-func (p *Pool) acquire(ctx context.Context) (*worker, error) {
+// acquire hands out an idle worker, or a busy one with req sent ahead to it (turn not nil:
+// the caller writes req, then waits for its turn), or waits for one in the bounded queue.
+func (p *Pool) acquire(ctx context.Context, req *Request) (*worker, *aheadTurn, error) {
 	p.mu.Lock()
 	if p.closing {
 		p.mu.Unlock()
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	if n := len(p.idle); n > 0 {
 		w := p.idle[n-1]
@@ -60,11 +61,15 @@ func (p *Pool) acquire(ctx context.Context) (*worker, error) {
 		if lowSpare {
 			p.poke()
 		}
-		return w, nil
+		return w, nil, nil
+	}
+	if w, turn := p.sendAheadLocked(req); w != nil {
+		p.mu.Unlock()
+		return w, turn, nil
 	}
 	if len(p.waiters) >= p.opts.QueueSize {
 		p.mu.Unlock()
-		return nil, ErrQueueFull
+		return nil, nil, ErrQueueFull
 	}
 	ch := make(chan *worker, 1)
 	p.waiters = append(p.waiters, ch)
@@ -80,9 +85,9 @@ func (p *Pool) acquire(ctx context.Context) (*worker, error) {
 	select {
 	case w := <-ch:
 		if w == nil {
-			return nil, ErrClosed
+			return nil, nil, ErrClosed
 		}
-		return w, nil
+		return w, nil, nil
 	case <-timer.C:
 		err = ErrQueueTimeout
 	case <-ctx.Done():
@@ -93,7 +98,7 @@ func (p *Pool) acquire(ctx context.Context) (*worker, error) {
 		if c == ch {
 			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
 			p.mu.Unlock()
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	p.mu.Unlock()
@@ -101,7 +106,7 @@ func (p *Pool) acquire(ctx context.Context) (*worker, error) {
 	if w := <-ch; w != nil {
 		p.release(w)
 	}
-	return nil, err
+	return nil, nil, err
 }
 
 // poke wakes the supervisor without waiting for it.
@@ -112,10 +117,15 @@ func (p *Pool) poke() {
 	}
 }
 
-// release takes back a worker whose request ended cleanly, and counts the request.
+// release takes back a worker whose request ended cleanly, and counts the request. A request
+// sent ahead to it gets it instead, without it going back to the pool.
 func (p *Pool) release(w *worker) {
 	p.mu.Lock()
 	w.p.served++
+	if p.passTurnLocked(w, nil) {
+		p.mu.Unlock()
+		return
+	}
 	retired := p.releaseLocked(w)
 	p.mu.Unlock()
 	if retired {

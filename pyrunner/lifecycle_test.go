@@ -187,7 +187,7 @@ func hold(t *testing.T, p *Pool, n int) func() {
 	var held []*worker
 	for range n {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		w, err := p.acquire(ctx)
+		w, _, err := p.acquire(ctx, nil)
 		cancel()
 		if err != nil {
 			t.Fatalf("acquire: %v (%+v)", err, p.Stats())

@@ -114,6 +114,9 @@ type Options struct {
 	QueueSize int
 	// QueueTimeout bounds how long a request waits for a worker (default 30s).
 	QueueTimeout time.Duration
+	// NoSendAhead keeps every request in the queue until a worker is idle, instead of sending
+	// it ahead behind the request a busy worker is running (ahead.go).
+	NoSendAhead bool
 	// Preload imports the app once in a master process that forks the workers (copy-on-write
 	// memory, gc.freeze(); a replacement is ready without an import).
 	Preload bool
@@ -193,10 +196,12 @@ type Pool struct {
 	workers map[*worker]struct{} // every worker not yet Exited
 	idle    []*worker            // LIFO: the most recently used worker is the warmest
 	waiters []chan *worker       // FIFO of requests waiting for a worker
-	count   [numStates]int       // workers (threads) per state, of the current generation
-	gen     int                  // the generation new workers belong to; a reload bumps it
-	nextID  int
-	closing bool
+	// Busy workers a request may be sent ahead to, oldest request first (ahead.go).
+	aheadable []*worker
+	count     [numStates]int // workers (threads) per state, of the current generation
+	gen       int            // the generation new workers belong to; a reload bumps it
+	nextID    int
+	closing   bool
 
 	masterMu sync.Mutex          // guards masters; taken after mu when both are
 	masters  map[int]*masterSlot // preload masters by generation
@@ -344,6 +349,7 @@ func (p *Pool) newProcessLocked(gen int) *process {
 func (p *Pool) removeLocked(pr *process) {
 	for _, w := range pr.slots {
 		p.removeIdleLocked(w)
+		p.passTurnLocked(w, errAheadRetry) // a request sent ahead to it never started
 		p.setStateLocked(w, stateExited)
 		delete(p.workers, w)
 	}

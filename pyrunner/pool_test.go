@@ -140,7 +140,7 @@ func TestQueueLimits(t *testing.T) {
 	p := startPool(t, opts)
 
 	// Hold the only worker.
-	w, err := p.acquire(context.Background())
+	w, _, err := p.acquire(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -190,7 +190,7 @@ func BenchmarkHandout(b *testing.B) {
 			req := simpleRequest()
 			b.ReportAllocs()
 			for b.Loop() {
-				wk, err := p.acquire(ctx)
+				wk, _, err := p.acquire(ctx, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -68,6 +68,12 @@ type worker struct {
 
 	state     workerState
 	idleSince time.Time
+	// Send-ahead (ahead.go), guarded by the pool's mu: aheadable while the request in
+	// progress, started at aheadSince, may have another sent ahead behind it; ahead is that
+	// other request.
+	aheadable  bool
+	aheadSince time.Time
+	ahead      *aheadTurn
 
 	// The request in progress: when to log the stack (slowAt) and when to give up (killAt).
 	reqStart       time.Time

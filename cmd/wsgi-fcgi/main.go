@@ -111,6 +111,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Threads:           cfg.Threads,
 		QueueSize:         cfg.QueueSize,
 		QueueTimeout:      cfg.QueueTimeout,
+		NoSendAhead:       !cfg.SendAhead,
 		StartTimeout:      cfg.StartTimeout,
 		TrackRequests:     cfg.StatusPath != "",
 		Logger:            log.Named("pyrunner"),

@@ -1,0 +1,125 @@
+// ahead.go: sending a request ahead to a busy worker, so that it finds its next request in
+// its pipe the moment it ends the current one.
+
+package pyrunner
+
+import (
+	"errors"
+	"time"
+)
+
+// Send-ahead.
+//
+// When every worker is busy, a request would wait in the pool's queue until a worker's END
+// reaches the gateway, and the worker would sit idle until the gateway has been scheduled,
+// read that END and written the next REQUEST. On a machine whose cores are all busy (the
+// workers themselves, the web server), that gap was as long as the request itself: with Flask
+// and two workers on two cores, each worker was idle half of the time.
+//
+// So a request that finds no idle worker may instead be written at once behind the request a
+// busy worker is running (the worker reads one frame at a time, so it does not see it until it
+// has sent that request's END), and waits for its turn; when the request ahead of it ends, it
+// takes the worker over without the worker going back to the pool. This is what a prefork
+// server gets from its listening socket's queue. The conditions keep it safe:
+//
+//   - Only a request whose body is all in its REQUEST frame, behind a request whose body is
+//     too: the worker reads no other frame (BODY) in between, so the two never interleave.
+//   - One request ahead per worker, and only behind a request younger than aheadMaxAge: a
+//     request that has run longer may be a slow one, and one waiting behind it could not move
+//     to a worker that frees up first (it can no longer be taken back). A request that has
+//     just started can still turn out slow; then the one behind it waits for it.
+//   - Only in a static pool, at the current generation, on a process that is not retiring: a
+//     dynamic or ondemand pool grows when requests wait, and must see them wait.
+//   - If the request ahead fails in a way that costs the worker (it dies, times out, breaks
+//     the protocol), the one behind it never started: it goes back to the pool and is handed
+//     out again. Once it has the worker, it is an ordinary request (its timeouts start then).
+//
+// Options.NoSendAhead turns it off: every request waits in the queue for an idle worker.
+
+// aheadMaxAge is how young the request a worker is running must be for another to be sent
+// ahead behind it.
+const aheadMaxAge = 10 * time.Millisecond
+
+// maxAheadRetries bounds how often one request goes back to the pool because the workers it
+// was sent ahead to failed before its turn.
+const maxAheadRetries = 3
+
+// errAheadRetry is what a request sent ahead gets instead of its turn when the worker failed
+// before it: it never started, and is handed out again.
+var errAheadRetry = errors.New("the request ahead failed; hand this one out again")
+
+// aheadTurn is a request sent ahead to a worker: the request ahead of it gives it the worker
+// (nil) or errAheadRetry.
+type aheadTurn struct {
+	ch chan error // buffered: the sender never waits
+}
+
+// markAheadable records that w is running req, whose REQUEST (all of its body inline) is
+// written: another request may be sent ahead behind it (unless turned off).
+func (p *Pool) markAheadable(w *worker, req *Request) {
+	if p.opts.NoSendAhead || p.opts.Mode != Static || !req.bodyEOF {
+		return
+	}
+	p.mu.Lock()
+	if w.state == stateBusy && !w.p.retiring && w.p.gen == p.gen && w.ahead == nil {
+		w.aheadable = true
+		w.aheadSince = time.Now()
+		p.aheadable = append(p.aheadable, w)
+	}
+	p.mu.Unlock()
+}
+
+// sendAheadLocked picks a worker to send req ahead to and books it; nil when none qualifies.
+// The worker that started its request first goes first: it is likely to end first.
+func (p *Pool) sendAheadLocked(req *Request) (*worker, *aheadTurn) {
+	if len(p.aheadable) == 0 || req == nil || req.Body != nil {
+		return nil, nil
+	}
+	now := time.Now()
+	for i, w := range p.aheadable {
+		if now.Sub(w.aheadSince) >= aheadMaxAge {
+			continue // maybe a slow request: nobody waits behind it
+		}
+		p.aheadable = append(p.aheadable[:i], p.aheadable[i+1:]...)
+		w.aheadable = false
+		t := &aheadTurn{ch: make(chan error, 1)}
+		w.ahead = t
+		return w, t
+	}
+	return nil, nil
+}
+
+// unmarkAheadableLocked takes w off the list of workers a request may be sent ahead to.
+func (p *Pool) unmarkAheadableLocked(w *worker) {
+	if !w.aheadable {
+		return
+	}
+	w.aheadable = false
+	for i, x := range p.aheadable {
+		if x == w {
+			p.aheadable = append(p.aheadable[:i], p.aheadable[i+1:]...)
+			return
+		}
+	}
+}
+
+// passTurnLocked ends w's current request: a request sent ahead behind it gets the worker
+// (err nil: w stays Busy, and the caller must not release it) or errAheadRetry. It reports
+// whether a request was waiting.
+func (p *Pool) passTurnLocked(w *worker, err error) bool {
+	p.unmarkAheadableLocked(w)
+	t := w.ahead
+	if t == nil {
+		return false
+	}
+	w.ahead = nil
+	t.ch <- err
+	return true
+}
+
+// failAhead hands the request sent ahead behind w, if any, back to the pool: w is lost.
+func (p *Pool) failAhead(w *worker) {
+	p.mu.Lock()
+	p.passTurnLocked(w, errAheadRetry)
+	p.mu.Unlock()
+}

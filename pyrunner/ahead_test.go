@@ -1,0 +1,144 @@
+package pyrunner
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// doAsync runs req in a goroutine; the returned func waits for it.
+func doAsync(p *Pool, req *Request) func() (*recorder, error) {
+	rec := new(recorder)
+	var err error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		err = p.Do(context.Background(), req, rec)
+	}()
+	return func() (*recorder, error) {
+		wg.Wait()
+		return rec, err
+	}
+}
+
+// waitBusy waits until n workers are busy.
+func waitBusy(t *testing.T, p *Pool, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Stats().Busy < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("want %d busy workers: %+v", n, p.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestSendAhead: with the only worker busy on a young request, the next inline request is
+// sent ahead (it does not wait in the queue) and is answered after it, by the same worker;
+// behind an old request, with a body to stream, or with send-ahead off, it waits in the queue.
+func TestSendAhead(t *testing.T) {
+	cases := []struct {
+		name      string
+		off       bool
+		settle    time.Duration // how long the first request runs before the second comes
+		body      bool          // the second request streams a body
+		wantQueue bool
+	}{
+		{name: "young request: sent ahead"},
+		{name: "old request: queued", settle: 3 * aheadMaxAge, wantQueue: true},
+		{name: "body to stream: queued", body: true, wantQueue: true},
+		{name: "turned off: queued", off: true, wantQueue: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := fakeOptions(t, "sleep", 1)
+			opts.NoSendAhead = tc.off
+			p := startPool(t, opts)
+			first := doAsync(p, pathRequest("/300ms"))
+			waitBusy(t, p, 1)
+			time.Sleep(tc.settle)
+			second := pathRequest("/0s")
+			if tc.body {
+				second.Body = strings.NewReader("")
+			}
+			secondDone := doAsync(p, second)
+			time.Sleep(50 * time.Millisecond)
+			if got := p.Stats().Waiting == 1; got != tc.wantQueue {
+				t.Errorf("second request in the queue: %v, want %v (%+v)", got, tc.wantQueue, p.Stats())
+			}
+			r1, err1 := first()
+			r2, err2 := secondDone()
+			if err1 != nil || r1.body.String() != "slept 300ms" {
+				t.Errorf("first: %v %q", err1, r1.body.String())
+			}
+			if err2 != nil || r2.body.String() != "slept 0s" {
+				t.Errorf("second: %v %q", err2, r2.body.String())
+			}
+		})
+	}
+}
+
+// TestSendAheadRetriedWhenWorkerDies: the worker dies in the request ahead; the request sent
+// ahead behind it never started, so it is served by the replacement, not answered 502.
+func TestSendAheadRetriedWhenWorkerDies(t *testing.T) {
+	p := startPool(t, fakeOptions(t, "sleep", 1))
+	first := doAsync(p, pathRequest("/die:200ms"))
+	waitBusy(t, p, 1)
+	second := doAsync(p, pathRequest("/0s"))
+	time.Sleep(50 * time.Millisecond)
+	if s := p.Stats(); s.Waiting != 0 {
+		t.Fatalf("the second request was not sent ahead: %+v", s)
+	}
+	if _, err := first(); !errors.Is(err, ErrWorkerDied) {
+		t.Errorf("first: err = %v, want ErrWorkerDied", err)
+	}
+	if r, err := second(); err != nil || r.body.String() != "slept 0s" {
+		t.Errorf("second: %v %q, want it served by the replacement", err, r.body.String())
+	}
+}
+
+// TestSendAheadClientGone: the request sent ahead loses its client before its turn; the
+// worker still reads its response to the end and serves the next request cleanly.
+func TestSendAheadClientGone(t *testing.T) {
+	p := startPool(t, fakeOptions(t, "stream", 1))
+	// Hold the worker with a request whose writer stalls until released.
+	gate := make(chan struct{})
+	firstRec := &gatedRecorder{gate: gate}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.Do(context.Background(), pathRequest("/"), firstRec)
+	}()
+	waitBusy(t, p, 1)
+	gone := &recorder{failAt: 1}
+	secondDone := make(chan error, 1)
+	go func() { secondDone <- p.Do(context.Background(), pathRequest("/"), gone) }()
+	time.Sleep(50 * time.Millisecond)
+	close(gate)
+	wg.Wait()
+	if err := <-secondDone; !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("second: err = %v, want the writer's error", err)
+	}
+	var again recorder
+	if err := p.Do(context.Background(), pathRequest("/"), &again); err != nil || again.body.String() != "one,two,three" {
+		t.Fatalf("next request: %v %q", err, again.body.String())
+	}
+}
+
+// gatedRecorder is a recorder whose first Write waits for gate.
+type gatedRecorder struct {
+	recorder
+	gate chan struct{}
+	once sync.Once
+}
+
+func (g *gatedRecorder) Write(p []byte) (int, error) {
+	g.once.Do(func() { <-g.gate })
+	return g.recorder.Write(p)
+}
