@@ -33,6 +33,10 @@ import (
 //   - If the request ahead fails in a way that costs the worker (it dies, times out, breaks
 //     the protocol), the one behind it never started: it goes back to the pool and is handed
 //     out again. Once it has the worker, it is an ordinary request (its timeouts start then).
+//   - A request waits for its turn at most Options.QueueTimeout, as long as it could have
+//     waited in the queue; then its client gets a 504 (the request ahead is stuck), and the
+//     pool still reads and discards its response when its turn comes, so the worker stays
+//     in step.
 //
 // Options.NoSendAhead turns it off: every request waits in the queue for an idle worker.
 
@@ -123,3 +127,39 @@ func (p *Pool) failAhead(w *worker) {
 	p.passTurnLocked(w, errAheadRetry)
 	p.mu.Unlock()
 }
+
+// waitTurn waits for the request ahead to pass the turn, at most QueueTimeout; waited is false
+// when it did not come in time.
+func (p *Pool) waitTurn(t *aheadTurn) (err error, waited bool) {
+	timer := time.NewTimer(p.opts.QueueTimeout)
+	defer timer.Stop()
+	select {
+	case err := <-t.ch:
+		return err, true
+	case <-timer.C:
+		return nil, false
+	}
+}
+
+// abandonAhead hands a request sent ahead whose client has been answered to a goroutine that
+// waits for its turn and discards its response, so that the worker's frames stay in step. req
+// belongs to the caller, which reuses it: the goroutine keeps a copy of what it needs.
+func (p *Pool) abandonAhead(w *worker, t *aheadTurn, req *Request) {
+	ghost := &Request{frame: append([]byte(nil), req.frame...), envEnd: req.envEnd, bodyEOF: req.bodyEOF}
+	go func() {
+		if err := <-t.ch; err != nil {
+			return // the worker failed first: the request never ran
+		}
+		p.serve(w, ghost, discardWriter{}, true)
+	}()
+}
+
+// discardWriter is the ResponseWriter of a request nobody waits for: it refuses the response,
+// which makes the exchange read it to its end and drop it.
+type discardWriter struct{}
+
+var errNobodyWaits = errors.New("the client was answered already")
+
+func (discardWriter) WriteHeader([]byte, Header) error { return errNobodyWaits }
+func (discardWriter) Write([]byte) (int, error)        { return 0, errNobodyWaits }
+func (discardWriter) Flush() error                     { return errNobodyWaits }

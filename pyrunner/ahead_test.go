@@ -142,3 +142,31 @@ func (g *gatedRecorder) Write(p []byte) (int, error) {
 	g.once.Do(func() { <-g.gate })
 	return g.recorder.Write(p)
 }
+
+// TestSendAheadWaitsAtMostQueueTimeout: behind a request that runs on, a request sent ahead
+// gets ErrTimeout after QueueTimeout (its client a 504); its response is still read and
+// dropped when its turn comes, and the worker then serves the next request in step.
+func TestSendAheadWaitsAtMostQueueTimeout(t *testing.T) {
+	opts := fakeOptions(t, "sleep", 1)
+	opts.QueueTimeout = 200 * time.Millisecond
+	p := startPool(t, opts)
+	first := doAsync(p, pathRequest("/600ms"))
+	waitBusy(t, p, 1)
+	start := time.Now()
+	_, err := doAsync(p, pathRequest("/0s"))()
+	waited := time.Since(start)
+	var xe *ExchangeError
+	if !errors.As(err, &xe) || !errors.Is(err, ErrTimeout) || xe.Started {
+		t.Errorf("sent ahead: err = %v, want an ExchangeError wrapping ErrTimeout", err)
+	}
+	if waited < 150*time.Millisecond || waited > 500*time.Millisecond {
+		t.Errorf("sent ahead: answered after %v, want about the 200ms queue timeout", waited)
+	}
+	if r, err := first(); err != nil || r.body.String() != "slept 600ms" {
+		t.Errorf("first: %v %q", err, r.body.String())
+	}
+	var next recorder
+	if err := p.Do(context.Background(), pathRequest("/10ms"), &next); err != nil || next.body.String() != "slept 10ms" {
+		t.Errorf("next request: %v %q, want the worker in step", err, next.body.String())
+	}
+}

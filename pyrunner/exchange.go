@@ -67,7 +67,14 @@ func (p *Pool) Do(ctx context.Context, req *Request, w ResponseWriter) error {
 			return p.serve(wk, req, w, false)
 		}
 		_, werr := wk.conn.Write(req.finish())
-		if err := <-turn.ch; err != nil {
+		err, waited := p.waitTurn(turn)
+		if !waited {
+			// The request ahead is still running after QueueTimeout. Ours cannot be taken
+			// back from the pipe: it runs when its turn comes, with nobody to answer.
+			p.abandonAhead(wk, turn, req)
+			return &ExchangeError{PID: wk.p.pid, Err: fmt.Errorf("%w: sent ahead, still behind a request running after %v", ErrTimeout, p.opts.QueueTimeout)}
+		}
+		if err != nil {
 			// The worker failed before our turn: we never started.
 			if attempt < maxAheadRetries {
 				continue
