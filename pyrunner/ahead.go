@@ -24,10 +24,14 @@ import (
 //
 //   - Only a request whose body is all in its REQUEST frame, behind a request whose body is
 //     too: the worker reads no other frame (BODY) in between, so the two never interleave.
-//   - One request ahead per worker, and only behind a request younger than aheadMaxAge: a
-//     request that has run longer may be a slow one, and one waiting behind it could not move
-//     to a worker that frees up first (it can no longer be taken back). A request that has
-//     just started can still turn out slow; then the one behind it waits for it.
+//   - One request ahead per worker, and only behind a request younger than four times the
+//     average time requests take (a moving average of the requests that could have had one
+//     sent behind them; at least aheadMinAge, for the preemptions of a busy machine) and
+//     never older than aheadMaxAge: a request that has run longer than usual may be a slow
+//     one, and one waiting behind it could not move to a worker that frees up first (it can
+//     no longer be taken back). A request that has just started can still turn out slow;
+//     then the one behind it waits for it. With fast requests that window is the first
+//     millisecond of a slow request's life.
 //   - Only in a static pool, at the current generation, on a process that is not retiring: a
 //     dynamic or ondemand pool grows when requests wait, and must see them wait.
 //   - If the request ahead fails in a way that costs the worker (it dies, times out, breaks
@@ -40,9 +44,15 @@ import (
 //
 // Options.NoSendAhead turns it off: every request waits in the queue for an idle worker.
 
-// aheadMaxAge is how young the request a worker is running must be for another to be sent
-// ahead behind it.
-const aheadMaxAge = 10 * time.Millisecond
+// aheadMinAge and aheadMaxAge bound how long the request a worker is running may have run
+// for another to be sent ahead behind it, however fast or slow requests are on average.
+const (
+	aheadMinAge = time.Millisecond
+	aheadMaxAge = 10 * time.Millisecond
+)
+
+// aheadAvgShift sets the weight of each new duration in the moving average: 1/8.
+const aheadAvgShift = 3
 
 // maxAheadRetries bounds how often one request goes back to the pool because the workers it
 // was sent ahead to failed before its turn.
@@ -65,10 +75,12 @@ func (p *Pool) markAheadable(w *worker, req *Request) {
 		return
 	}
 	p.mu.Lock()
-	if w.state == stateBusy && !w.p.retiring && w.p.gen == p.gen && w.ahead == nil {
-		w.aheadable = true
-		w.aheadSince = time.Now()
-		p.aheadable = append(p.aheadable, w)
+	if w.state == stateBusy && !w.p.retiring && w.p.gen == p.gen {
+		w.aheadSince = time.Now() // also the start of the duration noteDurationLocked takes
+		if w.ahead == nil {
+			w.aheadable = true
+			p.aheadable = append(p.aheadable, w)
+		}
 	}
 	p.mu.Unlock()
 }
@@ -80,8 +92,12 @@ func (p *Pool) sendAheadLocked(req *Request) (*worker, *aheadTurn) {
 		return nil, nil
 	}
 	now := time.Now()
+	limit := min(aheadMaxAge, max(aheadMinAge, 4*p.aheadAvg))
+	if p.aheadAvg == 0 {
+		return nil, nil // nothing timed yet: no idea what slow means
+	}
 	for i, w := range p.aheadable {
-		if now.Sub(w.aheadSince) >= aheadMaxAge {
+		if now.Sub(w.aheadSince) >= limit {
 			continue // maybe a slow request: nobody waits behind it
 		}
 		p.aheadable = append(p.aheadable[:i], p.aheadable[i+1:]...)
@@ -105,6 +121,17 @@ func (p *Pool) unmarkAheadableLocked(w *worker) {
 			return
 		}
 	}
+}
+
+// noteDurationLocked adds the request w has just ended cleanly to the moving average of
+// request times, if it was one another could have been sent ahead behind.
+func (p *Pool) noteDurationLocked(w *worker) {
+	if w.aheadSince.IsZero() {
+		return
+	}
+	d := time.Since(w.aheadSince)
+	w.aheadSince = time.Time{}
+	p.aheadAvg += (d - p.aheadAvg) >> aheadAvgShift
 }
 
 // passTurnLocked ends w's current request: a request sent ahead behind it gets the worker

@@ -26,6 +26,13 @@ func doAsync(p *Pool, req *Request) func() (*recorder, error) {
 	}
 }
 
+// setAheadAvg sets the moving average of request times that send-ahead goes by.
+func setAheadAvg(p *Pool, d time.Duration) {
+	p.mu.Lock()
+	p.aheadAvg = d
+	p.mu.Unlock()
+}
+
 // waitBusy waits until n workers are busy.
 func waitBusy(t *testing.T, p *Pool, n int) {
 	t.Helper()
@@ -40,25 +47,30 @@ func waitBusy(t *testing.T, p *Pool, n int) {
 
 // TestSendAhead: with the only worker busy on a young request, the next inline request is
 // sent ahead (it does not wait in the queue) and is answered after it, by the same worker;
-// behind an old request, with a body to stream, or with send-ahead off, it waits in the queue.
+// behind a request older than four times the average or than aheadMaxAge, with a body to stream,
+// before any request was timed, or with send-ahead off, it waits in the queue.
 func TestSendAhead(t *testing.T) {
 	cases := []struct {
 		name      string
 		off       bool
+		avg       time.Duration // the moving average of request times
 		settle    time.Duration // how long the first request runs before the second comes
 		body      bool          // the second request streams a body
 		wantQueue bool
 	}{
-		{name: "young request: sent ahead"},
-		{name: "old request: queued", settle: 3 * aheadMaxAge, wantQueue: true},
-		{name: "body to stream: queued", body: true, wantQueue: true},
-		{name: "turned off: queued", off: true, wantQueue: true},
+		{name: "young request: sent ahead", avg: aheadMaxAge},
+		{name: "older than aheadMaxAge: queued", avg: aheadMaxAge, settle: 3 * aheadMaxAge, wantQueue: true},
+		{name: "older than four times the average: queued", avg: time.Millisecond, settle: 20 * time.Millisecond, wantQueue: true},
+		{name: "no average yet: queued", wantQueue: true},
+		{name: "body to stream: queued", avg: aheadMaxAge, body: true, wantQueue: true},
+		{name: "turned off: queued", avg: aheadMaxAge, off: true, wantQueue: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := fakeOptions(t, "sleep", 1)
 			opts.NoSendAhead = tc.off
 			p := startPool(t, opts)
+			setAheadAvg(p, tc.avg)
 			first := doAsync(p, pathRequest("/300ms"))
 			waitBusy(t, p, 1)
 			time.Sleep(tc.settle)
@@ -87,6 +99,7 @@ func TestSendAhead(t *testing.T) {
 // ahead behind it never started, so it is served by the replacement, not answered 502.
 func TestSendAheadRetriedWhenWorkerDies(t *testing.T) {
 	p := startPool(t, fakeOptions(t, "sleep", 1))
+	setAheadAvg(p, aheadMaxAge)
 	first := doAsync(p, pathRequest("/die:200ms"))
 	waitBusy(t, p, 1)
 	second := doAsync(p, pathRequest("/0s"))
@@ -106,6 +119,7 @@ func TestSendAheadRetriedWhenWorkerDies(t *testing.T) {
 // worker still reads its response to the end and serves the next request cleanly.
 func TestSendAheadClientGone(t *testing.T) {
 	p := startPool(t, fakeOptions(t, "stream", 1))
+	setAheadAvg(p, aheadMaxAge)
 	// Hold the worker with a request whose writer stalls until released.
 	gate := make(chan struct{})
 	firstRec := &gatedRecorder{gate: gate}
@@ -150,6 +164,7 @@ func TestSendAheadWaitsAtMostQueueTimeout(t *testing.T) {
 	opts := fakeOptions(t, "sleep", 1)
 	opts.QueueTimeout = 200 * time.Millisecond
 	p := startPool(t, opts)
+	setAheadAvg(p, aheadMaxAge)
 	first := doAsync(p, pathRequest("/600ms"))
 	waitBusy(t, p, 1)
 	start := time.Now()
@@ -168,5 +183,21 @@ func TestSendAheadWaitsAtMostQueueTimeout(t *testing.T) {
 	var next recorder
 	if err := p.Do(context.Background(), pathRequest("/10ms"), &next); err != nil || next.body.String() != "slept 10ms" {
 		t.Errorf("next request: %v %q, want the worker in step", err, next.body.String())
+	}
+}
+
+// TestSendAheadLearnsTheAverage: the average follows the requests' times.
+func TestSendAheadLearnsTheAverage(t *testing.T) {
+	p := startPool(t, fakeOptions(t, "sleep", 1))
+	for range 40 {
+		if err := p.Do(context.Background(), pathRequest("/2ms"), &recorder{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.mu.Lock()
+	avg := p.aheadAvg
+	p.mu.Unlock()
+	if avg < 2*time.Millisecond || avg > 50*time.Millisecond {
+		t.Errorf("average after 40 requests of 2ms: %v", avg)
 	}
 }

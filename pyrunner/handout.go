@@ -122,6 +122,7 @@ func (p *Pool) poke() {
 func (p *Pool) release(w *worker) {
 	p.mu.Lock()
 	w.p.served++
+	p.noteDurationLocked(w)
 	if p.passTurnLocked(w, nil) {
 		p.mu.Unlock()
 		return

@@ -196,8 +196,10 @@ type Pool struct {
 	workers map[*worker]struct{} // every worker not yet Exited
 	idle    []*worker            // LIFO: the most recently used worker is the warmest
 	waiters []chan *worker       // FIFO of requests waiting for a worker
-	// Busy workers a request may be sent ahead to, oldest request first (ahead.go).
+	// Busy workers a request may be sent ahead to, oldest request first, and the moving
+	// average of request times (ahead.go).
 	aheadable []*worker
+	aheadAvg  time.Duration
 	count     [numStates]int // workers (threads) per state, of the current generation
 	gen       int            // the generation new workers belong to; a reload bumps it
 	nextID    int

@@ -69,8 +69,8 @@ type worker struct {
 	state     workerState
 	idleSince time.Time
 	// Send-ahead (ahead.go), guarded by the pool's mu: aheadable while the request in
-	// progress, started at aheadSince, may have another sent ahead behind it; ahead is that
-	// other request.
+	// progress, started at aheadSince (zero when it could have none sent behind it), may
+	// have another sent ahead behind it; ahead is that other request.
 	aheadable  bool
 	aheadSince time.Time
 	ahead      *aheadTurn

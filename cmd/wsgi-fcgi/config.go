@@ -101,7 +101,7 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.Var(&c.MaxBody, "max-body", "largest request body accepted (413 above), e.g. 100MiB; 0 for no limit")
 	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "requests that may wait for a free worker before 503")
 	fs.DurationVar(&c.QueueTimeout, "queue-timeout", c.QueueTimeout, "longest wait for a free worker before 503")
-	fs.BoolVar(&c.SendAhead, "send-ahead", c.SendAhead, "static pool with every worker busy: send a request without a body to stream ahead to a worker whose request began under 10ms ago, so the worker finds it the moment it is done (false: it waits in the queue for an idle worker)")
+	fs.BoolVar(&c.SendAhead, "send-ahead", c.SendAhead, "static pool with every worker busy: send a request without a body to stream ahead to a worker whose request began less than 4 times the average request time ago (1ms to 10ms), so the worker finds it the moment it is done (false: it waits in the queue for an idle worker)")
 	fs.DurationVar(&c.StartTimeout, "start-timeout", c.StartTimeout, "longest time a worker may take to import the app")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, how long running requests may take to finish")
 	fs.StringVar(&c.PM, "pm", c.PM, "process manager (php-fpm's pm): static (--workers workers), dynamic (between --pm-min-spare and --pm-max-spare idle, at most --workers) or ondemand (started per request, stopped after --pm-idle-timeout idle)")
