@@ -89,6 +89,6 @@ done < <(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r -n1 dirname | 
 ((found)) || echo "no fuzz targets"
 
 section "integration tests"
-go test -tags integration -count=1 -v ./tests/...
+go test -tags integration -count=1 -p 1 -v ./tests/... # -p 1: tests/chaos loads the machine; never beside the others
 
 section "all tests passed"
