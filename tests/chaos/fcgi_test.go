@@ -22,21 +22,19 @@ import (
 	"time"
 )
 
-// Record types and protocol statuses (FastCGI 1.0, section 8).
+// Record types and the responder role (FastCGI 1.0, section 8).
 const (
-	typeBegin         = 1
-	typeAbort         = 2
-	typeEnd           = 3
-	typeParams        = 4
-	typeStdin         = 5
-	typeStdout        = 6
-	typeStderr        = 7
-	typeGetValues     = 9
-	typeGetValuesRes  = 10
-	typeUnknown       = 11
-	roleResponder     = 1
-	statusOverloaded  = 2
-	statusUnknownRole = 3
+	typeBegin        = 1
+	typeAbort        = 2
+	typeEnd          = 3
+	typeParams       = 4
+	typeStdin        = 5
+	typeStdout       = 6
+	typeStderr       = 7
+	typeGetValues    = 9
+	typeGetValuesRes = 10
+	typeUnknown      = 11
+	roleResponder    = 1
 )
 
 // record encodes one record with padding bytes after its content.

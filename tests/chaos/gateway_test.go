@@ -437,6 +437,18 @@ func fds(pid int) int64 {
 	return int64(len(entries))
 }
 
+// procList describes pids: state, age and command line.
+func procList(pids []int) string {
+	var out []string
+	for _, pid := range pids {
+		st, err := readStat(pid)
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		out = append(out, fmt.Sprintf("%d (%c, %v old, %v): %s", pid, st.state, st.age().Round(time.Millisecond), err,
+			strings.ReplaceAll(string(cmdline), "\x00", " ")))
+	}
+	return strings.Join(out, "; ")
+}
+
 // fdList lists what the fds of pid point to.
 func fdList(pid int) string {
 	dir := fmt.Sprintf("/proc/%d/fd", pid)
