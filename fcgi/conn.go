@@ -312,9 +312,6 @@ func (c *conn) handleRecord(h *header) error {
 		return c.stdin(h.id, n)
 	case typeData:
 		// Only the Filter role, which is refused, has a data stream.
-		if _, err := c.lookup(h.id, h.typ); err != nil {
-			return err
-		}
 		return c.discard(n)
 	}
 	return c.unknownType(h.typ, n)
@@ -374,12 +371,14 @@ func (c *conn) getValues(n int) error {
 	return c.write(out)
 }
 
-func (c *conn) lookup(id uint16, t recType) (*request, error) {
-	req, ok := c.reqs[id]
-	if !ok {
-		return nil, fmt.Errorf("%w: %s for unknown request id %d", ErrProtocol, t, id)
+// lookup returns the request of id; for an inactive id, ignoreAll: "While a request ID R is
+// inactive, the application ignores records with requestId == R, except for
+// FCGI_BEGIN_REQUEST records" (section 3.3).
+func (c *conn) lookup(id uint16) *request {
+	if req, ok := c.reqs[id]; ok {
+		return req
 	}
-	return req, nil
+	return ignoreAll
 }
 
 func (c *conn) beginRequest(id uint16, n int) error {
@@ -530,10 +529,7 @@ func (c *conn) abortRequest(id uint16, n int) error {
 }
 
 func (c *conn) params(id uint16, n int) error {
-	req, err := c.lookup(id, typeParams)
-	if err != nil {
-		return err
-	}
+	req := c.lookup(id)
 	if req == ignoreStdin || req == ignoreAll {
 		return c.discard(n)
 	}
@@ -618,10 +614,7 @@ func (c *conn) endParams(req *request) error {
 }
 
 func (c *conn) stdin(id uint16, n int) error {
-	req, err := c.lookup(id, typeStdin)
-	if err != nil {
-		return err
-	}
+	req := c.lookup(id)
 	switch {
 	case req == ignoreAll:
 		return c.discard(n)

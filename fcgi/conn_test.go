@@ -315,6 +315,23 @@ func TestAbortBeforeHandler(t *testing.T) {
 	ts.noConnErrors(t)
 }
 
+// Records for an inactive request id are ignored, as section 3.3 says; the connection goes on.
+func TestInactiveIDIgnored(t *testing.T) {
+	ts := startServer(t, "unix", echoHandler)
+	c := ts.dial(t)
+	c.Write(makeRecord(typeStdin, 9, []byte("x"), 0))
+	c.Write(makeRecord(typeParams, 9, []byte{1, 1, 'a', 'b'}, 0))
+	c.Write(makeRecord(typeData, 9, []byte("y"), 0))
+	c.Write(makeRecord(typeStdin, 9, nil, 0))
+	c.Write(beginRecord(9, RoleResponder, flagKeepConn)) // the id can still begin a request
+	c.Write(stream(typeParams, 9, nil, 1))
+	c.Write(stream(typeStdin, 9, []byte("fine"), 10))
+	if resp := readResponse(t, c, 9); !bytes.HasSuffix(resp.stdout, []byte("fine")) {
+		t.Errorf("stdout %q", resp.stdout)
+	}
+	ts.noConnErrors(t)
+}
+
 // A malformed record closes that connection only, and is reported.
 func TestMalformed(t *testing.T) {
 	tests := []struct {
@@ -323,8 +340,6 @@ func TestMalformed(t *testing.T) {
 		wantErr string
 	}{
 		{"bad version", []byte{2, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0}, "unsupported version 2"},
-		{"unknown request id", makeRecord(typeStdin, 9, []byte("x"), 0), "FCGI_STDIN for unknown request id 9"},
-		{"params for unknown id", makeRecord(typeParams, 9, nil, 0), "FCGI_PARAMS for unknown request id 9"},
 		{"truncated header", []byte{1, 1, 0}, "truncated record"},
 		{"truncated content", makeRecord(typeBeginRequest, 1, []byte{0, 1, 0, 0, 0, 0, 0, 0}, 0)[:12], "truncated record"},
 		{"short begin request", makeRecord(typeBeginRequest, 1, []byte{0, 1, 0}, 0), "FCGI_BEGIN_REQUEST of 3 bytes"},
