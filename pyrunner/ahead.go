@@ -24,6 +24,10 @@ import (
 //
 //   - Only a request whose body is all in its REQUEST frame, behind a request whose body is
 //     too: the worker reads no other frame (BODY) in between, so the two never interleave.
+//   - First come, first served: a new request is sent ahead only when none waits in the
+//     queue; otherwise, when a worker starts a request, the first one in the queue is sent
+//     ahead behind it (unless that one has a body to stream: then the worker comes back to
+//     the pool at its end and the queue's first request gets it).
 //   - One request ahead per worker, and only behind a request younger than four times the
 //     average time requests take (a moving average of the requests that could have had one
 //     sent behind them; at least aheadMinAge, for the preemptions of a busy machine) and
@@ -69,20 +73,34 @@ type aheadTurn struct {
 }
 
 // markAheadable records that w is running req, whose REQUEST (all of its body inline) is
-// written: another request may be sent ahead behind it (unless turned off).
+// written: another request may be sent ahead behind it (unless turned off). The first request
+// in the queue, if any, is sent at once; a request that came later never overtakes it.
 func (p *Pool) markAheadable(w *worker, req *Request) {
 	if p.opts.NoSendAhead || p.opts.Mode != Static || !req.bodyEOF {
 		return
 	}
 	p.mu.Lock()
-	if w.state == stateBusy && !w.p.retiring && w.p.gen == p.gen {
-		w.aheadSince = time.Now() // also the start of the duration noteDurationLocked takes
-		if w.ahead == nil {
-			w.aheadable = true
-			p.aheadable = append(p.aheadable, w)
-		}
+	defer p.mu.Unlock()
+	if w.state != stateBusy || w.p.retiring || w.p.gen != p.gen {
+		return
 	}
-	p.mu.Unlock()
+	w.aheadSince = time.Now() // also the start of the duration noteDurationLocked takes
+	if w.ahead != nil {
+		return
+	}
+	if len(p.waiters) > 0 {
+		// A queued request with a body to stream cannot be sent ahead: then the worker must
+		// come back to the pool at its end, for it.
+		if wt := p.waiters[0]; wt.inline && p.aheadAvg > 0 {
+			p.waiters = p.waiters[1:]
+			t := &aheadTurn{ch: make(chan error, 1)}
+			w.ahead = t
+			wt.ch <- handoff{w: w, turn: t}
+		}
+		return
+	}
+	w.aheadable = true
+	p.aheadable = append(p.aheadable, w)
 }
 
 // sendAheadLocked picks a worker to send req ahead to and books it; nil when none qualifies.

@@ -201,3 +201,69 @@ func TestSendAheadLearnsTheAverage(t *testing.T) {
 		t.Errorf("average after 40 requests of 2ms: %v", avg)
 	}
 }
+
+// TestSendAheadFirstComeFirstServed: a request that comes while others wait in the queue
+// joins the queue; when the worker starts the request sent ahead, the first queued one is sent
+// ahead behind it. A queued request with a body to stream is not: the worker comes back to the
+// pool for it, and requests behind it wait their turn.
+func TestSendAheadFirstComeFirstServed(t *testing.T) {
+	cases := []struct {
+		name       string
+		streamBody bool // the third request has a body to stream
+	}{
+		{name: "inline bodies"},
+		{name: "a body to stream first in the queue", streamBody: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startPool(t, fakeOptions(t, "sleep", 1))
+			setAheadAvg(p, aheadMaxAge)
+			var mu sync.Mutex
+			var order []string
+			run := func(path string, body bool) func() (*recorder, error) {
+				req := pathRequest(path)
+				if body {
+					req.Body = strings.NewReader("")
+				}
+				done := doAsync(p, req)
+				return func() (*recorder, error) {
+					r, err := done()
+					mu.Lock()
+					order = append(order, path)
+					mu.Unlock()
+					return r, err
+				}
+			}
+			waits := []func() (*recorder, error){run("/200ms", false)}
+			waitBusy(t, p, 1)
+			waits = append(waits, run("/100ms", false)) // sent ahead
+			time.Sleep(20 * time.Millisecond)
+			waits = append(waits, run("/50ms", tc.streamBody)) // queued: one is ahead already
+			time.Sleep(20 * time.Millisecond)
+			waits = append(waits, run("/10ms", false)) // queued behind it
+			time.Sleep(20 * time.Millisecond)
+			if s := p.Stats(); s.Waiting != 2 {
+				t.Errorf("want 2 requests in the queue, not overtaking it: %+v", s)
+			}
+			// The first request is done and the second runs: the first queued one is sent
+			// ahead behind it, unless it has a body to stream.
+			time.Sleep(190 * time.Millisecond)
+			wantWaiting := 1
+			if tc.streamBody {
+				wantWaiting = 2
+			}
+			if s := p.Stats(); s.Waiting != wantWaiting {
+				t.Errorf("while the second request runs: want %d in the queue: %+v", wantWaiting, s)
+			}
+			for _, wait := range waits {
+				if _, err := wait(); err != nil {
+					t.Error(err)
+				}
+			}
+			want := []string{"/200ms", "/100ms", "/50ms", "/10ms"}
+			if strings.Join(order, " ") != strings.Join(want, " ") {
+				t.Errorf("served in the order %v, want %v", order, want)
+			}
+		})
+	}
+}

@@ -44,8 +44,21 @@ func (s workerState) String() string {
 	return "state(?)"
 }
 
+// waiter is a request waiting in the queue.
+type waiter struct {
+	ch     chan handoff // buffered: the pool never waits to hand out
+	inline bool         // its body is all in its REQUEST: it may be sent ahead (ahead.go)
+}
+
+// handoff is what a waiter gets: a worker of its own (turn nil), or a busy worker it is sent
+// ahead to (ahead.go); no worker when the pool closed.
+type handoff struct {
+	w    *worker
+	turn *aheadTurn
+}
+
 // acquire hands out an idle worker, or a busy one with req sent ahead to it (turn not nil:
-// the caller writes req, then waits for its turn), or waits for one in the bounded queue.
+// the caller writes req, then waits for its turn), or waits for either in the bounded queue.
 func (p *Pool) acquire(ctx context.Context, req *Request) (*worker, *aheadTurn, error) {
 	p.mu.Lock()
 	if p.closing {
@@ -63,16 +76,18 @@ func (p *Pool) acquire(ctx context.Context, req *Request) (*worker, *aheadTurn, 
 		}
 		return w, nil, nil
 	}
-	if w, turn := p.sendAheadLocked(req); w != nil {
-		p.mu.Unlock()
-		return w, turn, nil
+	if len(p.waiters) == 0 { // requests that came first go first
+		if w, turn := p.sendAheadLocked(req); w != nil {
+			p.mu.Unlock()
+			return w, turn, nil
+		}
 	}
 	if len(p.waiters) >= p.opts.QueueSize {
 		p.mu.Unlock()
 		return nil, nil, ErrQueueFull
 	}
-	ch := make(chan *worker, 1)
-	p.waiters = append(p.waiters, ch)
+	wt := &waiter{ch: make(chan handoff, 1), inline: req != nil && req.Body == nil}
+	p.waiters = append(p.waiters, wt)
 	p.noteWaitLocked()
 	p.mu.Unlock()
 	if p.opts.Mode != Static {
@@ -83,19 +98,19 @@ func (p *Pool) acquire(ctx context.Context, req *Request) (*worker, *aheadTurn, 
 	defer timer.Stop()
 	var err error
 	select {
-	case w := <-ch:
-		if w == nil {
+	case h := <-wt.ch:
+		if h.w == nil {
 			return nil, nil, ErrClosed
 		}
-		return w, nil, nil
+		return h.w, h.turn, nil
 	case <-timer.C:
 		err = ErrQueueTimeout
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
 	p.mu.Lock()
-	for i, c := range p.waiters {
-		if c == ch {
+	for i, x := range p.waiters {
+		if x == wt {
 			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
 			p.mu.Unlock()
 			return nil, nil, err
@@ -103,10 +118,29 @@ func (p *Pool) acquire(ctx context.Context, req *Request) (*worker, *aheadTurn, 
 	}
 	p.mu.Unlock()
 	// A worker was handed to us as we gave up: pass it on.
-	if w := <-ch; w != nil {
-		p.release(w)
+	if h := <-wt.ch; h.w != nil {
+		p.giveBack(h)
 	}
 	return nil, nil, err
+}
+
+// giveBack returns what a waiter that gave up was handed: its worker, or its place behind a
+// busy worker's request (ahead.go), which it has not used.
+func (p *Pool) giveBack(h handoff) {
+	if h.turn == nil {
+		p.release(h.w)
+		return
+	}
+	p.mu.Lock()
+	if h.w.ahead == h.turn {
+		h.w.ahead = nil // the turn will not come: the worker goes back to the pool at its end
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	if err := <-h.turn.ch; err == nil {
+		p.release(h.w) // the turn came first: the worker is ours, unused
+	}
 }
 
 // poke wakes the supervisor without waiting for it.
@@ -155,10 +189,10 @@ func (p *Pool) releaseLocked(w *worker) (retired bool) {
 		return true
 	}
 	if len(p.waiters) > 0 {
-		ch := p.waiters[0]
+		wt := p.waiters[0]
 		p.waiters = p.waiters[1:]
 		p.setStateLocked(w, stateBusy)
-		ch <- w // buffered: never blocks
+		wt.ch <- handoff{w: w} // buffered: never blocks
 		return false
 	}
 	p.setStateLocked(w, stateIdle)

@@ -195,7 +195,7 @@ type Pool struct {
 	mu      sync.Mutex
 	workers map[*worker]struct{} // every worker not yet Exited
 	idle    []*worker            // LIFO: the most recently used worker is the warmest
-	waiters []chan *worker       // FIFO of requests waiting for a worker
+	waiters []*waiter            // FIFO of requests waiting for a worker
 	// Busy workers a request may be sent ahead to, oldest request first, and the moving
 	// average of request times (ahead.go).
 	aheadable []*worker
@@ -812,8 +812,8 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	if !p.closing {
 		p.closing = true
 		close(p.stop)
-		for _, ch := range p.waiters {
-			ch <- nil
+		for _, wt := range p.waiters {
+			wt.ch <- handoff{}
 		}
 		p.waiters = nil
 		for _, w := range p.idle {
