@@ -221,8 +221,10 @@ func startPeer(s *settings, peer string, w workload, sock string) (*proc, string
 	var upstream string
 	switch peer {
 	case "wsgi-fcgi":
+		// --preload: the app imported once and the workers forked, as uWSGI does by default
+		// (without --lazy-apps); gunicorn's default imports in each worker.
 		cmd = exec.Command(s.gateway, "--app", app, "--chdir", s.appDir, "--python", s.python,
-			"--workers", workers, "--listen", sock, "--log-level", "warn")
+			"--workers", workers, "--listen", sock, "--log-level", "warn", "--preload")
 		upstream = fmt.Sprintf(`upstream peer { server unix:%s; keepalive 32; }
 	location / { include fastcgi_params; fastcgi_pass peer; fastcgi_keep_conn on; }`, sock)
 	case "uwsgi":
