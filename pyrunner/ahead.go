@@ -41,6 +41,8 @@ import (
 //   - If the request ahead fails in a way that costs the worker (it dies, times out, breaks
 //     the protocol), the one behind it never started: it goes back to the pool and is handed
 //     out again. Once it has the worker, it is an ordinary request (its timeouts start then).
+//   - Requests sent ahead count against Options.QueueSize with those in the queue: it bounds
+//     the requests waiting for a worker, wherever they wait.
 //   - A request waits for its turn at most Options.QueueTimeout, as long as it could have
 //     waited in the queue; then its client gets a 504 (the request ahead is stuck), and the
 //     pool still reads and discards its response when its turn comes, so the worker stays
@@ -95,6 +97,7 @@ func (p *Pool) markAheadable(w *worker, req *Request) {
 			p.waiters = p.waiters[1:]
 			t := &aheadTurn{ch: make(chan error, 1)}
 			w.ahead = t
+			p.ahead++
 			wt.ch <- handoff{w: w, turn: t}
 		}
 		return
@@ -106,7 +109,7 @@ func (p *Pool) markAheadable(w *worker, req *Request) {
 // sendAheadLocked picks a worker to send req ahead to and books it; nil when none qualifies.
 // The worker that started its request first goes first: it is likely to end first.
 func (p *Pool) sendAheadLocked(req *Request) (*worker, *aheadTurn) {
-	if len(p.aheadable) == 0 || req == nil || req.Body != nil {
+	if len(p.aheadable) == 0 || req == nil || req.Body != nil || len(p.waiters)+p.ahead >= p.opts.QueueSize {
 		return nil, nil
 	}
 	now := time.Now()
@@ -122,6 +125,7 @@ func (p *Pool) sendAheadLocked(req *Request) (*worker, *aheadTurn) {
 		w.aheadable = false
 		t := &aheadTurn{ch: make(chan error, 1)}
 		w.ahead = t
+		p.ahead++
 		return w, t
 	}
 	return nil, nil
@@ -162,6 +166,7 @@ func (p *Pool) passTurnLocked(w *worker, err error) bool {
 		return false
 	}
 	w.ahead = nil
+	p.ahead--
 	t.ch <- err
 	return true
 }

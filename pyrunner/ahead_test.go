@@ -267,3 +267,33 @@ func TestSendAheadFirstComeFirstServed(t *testing.T) {
 		})
 	}
 }
+
+// TestSendAheadCountsAgainstQueueSize: a request sent ahead waits for a worker like a queued
+// one, and takes a place of the queue's.
+func TestSendAheadCountsAgainstQueueSize(t *testing.T) {
+	opts := fakeOptions(t, "sleep", 1)
+	opts.QueueSize = 1
+	p := startPool(t, opts)
+	setAheadAvg(p, aheadMaxAge)
+	first := doAsync(p, pathRequest("/200ms"))
+	waitBusy(t, p, 1)
+	second := doAsync(p, pathRequest("/0s")) // sent ahead: the one place is taken
+	time.Sleep(50 * time.Millisecond)
+	if s := p.Stats(); s.Waiting != 0 {
+		t.Fatalf("the second request was not sent ahead: %+v", s)
+	}
+	if err := p.Do(context.Background(), pathRequest("/0s"), &recorder{}); !errors.Is(err, ErrQueueFull) {
+		t.Errorf("third request: err = %v, want ErrQueueFull", err)
+	}
+	for _, wait := range []func() (*recorder, error){first, second} {
+		if _, err := wait(); err != nil {
+			t.Error(err)
+		}
+	}
+	p.mu.Lock()
+	left := p.ahead
+	p.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d requests still counted as sent ahead", left)
+	}
+}

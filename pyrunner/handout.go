@@ -82,7 +82,7 @@ func (p *Pool) acquire(ctx context.Context, req *Request) (*worker, *aheadTurn, 
 			return w, turn, nil
 		}
 	}
-	if len(p.waiters) >= p.opts.QueueSize {
+	if len(p.waiters)+p.ahead >= p.opts.QueueSize {
 		p.mu.Unlock()
 		return nil, nil, ErrQueueFull
 	}
@@ -134,6 +134,7 @@ func (p *Pool) giveBack(h handoff) {
 	p.mu.Lock()
 	if h.w.ahead == h.turn {
 		h.w.ahead = nil // the turn will not come: the worker goes back to the pool at its end
+		p.ahead--
 		p.mu.Unlock()
 		return
 	}
