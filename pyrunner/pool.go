@@ -200,7 +200,7 @@ type Pool struct {
 	// average of request times (ahead.go).
 	aheadable []*worker
 	aheadAvg  time.Duration
-	ahead     int // requests sent ahead, waiting for their turn: they count against QueueSize
+	ahead     int            // requests sent ahead, waiting for their turn: they count against QueueSize
 	count     [numStates]int // workers (threads) per state, of the current generation
 	gen       int            // the generation new workers belong to; a reload bumps it
 	nextID    int
