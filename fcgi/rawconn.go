@@ -27,21 +27,20 @@ type rawConn struct {
 	rc syscall.RawConn
 
 	// The pending call's arguments and results, so that the callbacks handed to rc are method
-	// values made once, not a closure allocated per call. Read and Write may run at the same
-	// time (the read loop and a handler), so each has its own.
+	// values made once, not a closure allocated per call. A read (the read loop) and a write
+	// (a handler) may run at the same time, so each has its own; writes are serialised by
+	// the conn's write mutex. Every write is a writev: Write is one of a single buffer.
 	rbuf   []byte
 	rn     int
 	rerrno syscall.Errno
 	rfn    func(fd uintptr) bool
 
-	wbuf   []byte
 	wn     int
 	werrno syscall.Errno
-	wfn    func(fd uintptr) bool
-
-	iov   []syscall.Iovec
-	wvfn  func(fd uintptr) bool
-	wvbuf [][]byte
+	iov    []syscall.Iovec
+	wvfn   func(fd uintptr) bool
+	wvbuf  [][]byte
+	one    [1][]byte // Write's buffer list
 }
 
 // newRawConn wraps c when it exposes its descriptor (TCP and unix sockets do); otherwise c
@@ -56,7 +55,7 @@ func newRawConn(c net.Conn) net.Conn {
 		return c
 	}
 	r := &rawConn{Conn: c, rc: rc}
-	r.rfn, r.wfn, r.wvfn = r.doRead, r.doWrite, r.doWritev
+	r.rfn, r.wvfn = r.doRead, r.doWritev
 	return r
 }
 
@@ -93,40 +92,15 @@ func (r *rawConn) Read(b []byte) (int, error) {
 	return r.rn, nil
 }
 
-func (r *rawConn) doWrite(fd uintptr) bool {
-	for r.wn < len(r.wbuf) {
-		b := r.wbuf[r.wn:]
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-		switch e {
-		case 0:
-			r.wn += int(n)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			r.werrno = e
-			return true
-		}
-	}
-	return true
-}
-
 // Write writes all of b, waiting in the poller while the socket buffer is full.
 func (r *rawConn) Write(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	r.wbuf, r.wn, r.werrno = b, 0, 0
-	err := r.rc.Write(r.wfn)
-	n := r.wn
-	r.wbuf = nil
-	if err == nil && r.werrno != 0 {
-		err = r.werrno
-	}
-	if err != nil {
-		return n, &net.OpError{Op: "write", Net: "raw", Addr: r.RemoteAddr(), Err: err}
-	}
-	return n, nil
+	r.one[0] = b
+	n, err := r.writev(r.one[:], "write")
+	r.one[0] = nil
+	return int(n), err
 }
 
 // maxIovecs bounds one writev; the kernel's limit (UIO_MAXIOV) is 1024.
@@ -177,7 +151,11 @@ func consume(v *[][]byte, n int) {
 
 // writeBuffers writes every buffer of v with writev; conn.writeBuffers calls it in place of
 // net.Buffers' WriteTo. The slices of v are consumed as they are written.
-func (r *rawConn) writeBuffers(v [][]byte) (int64, error) {
+func (r *rawConn) writeBuffers(v [][]byte) (int64, error) { return r.writev(v, "writev") }
+
+// writev writes every buffer of v, consuming them, waiting in the poller while the socket
+// buffer is full; op names the call in an error.
+func (r *rawConn) writev(v [][]byte, op string) (int64, error) {
 	r.wvbuf, r.wn, r.werrno = v, 0, 0
 	err := r.rc.Write(r.wvfn)
 	n := r.wn
@@ -189,7 +167,7 @@ func (r *rawConn) writeBuffers(v [][]byte) (int64, error) {
 		err = r.werrno
 	}
 	if err != nil {
-		return int64(n), &net.OpError{Op: "writev", Net: "raw", Addr: r.RemoteAddr(), Err: err}
+		return int64(n), &net.OpError{Op: op, Net: "raw", Addr: r.RemoteAddr(), Err: err}
 	}
 	return int64(n), nil
 }
