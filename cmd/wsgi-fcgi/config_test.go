@@ -8,13 +8,7 @@ import (
 )
 
 func TestLoadConfig(t *testing.T) {
-	cases := []struct {
-		name    string
-		env     map[string]string
-		args    []string
-		check   func(c *Config) bool
-		wantErr string
-	}{
+	runConfigCases(t, []configCase{
 		{name: "defaults", check: func(c *Config) bool {
 			return c.Listen == "127.0.0.1:9000" && c.Python == "python3" && c.Workers > 0 && c.MaxBody == 1<<30 && c.LogFormat == "text"
 		}},
@@ -37,7 +31,41 @@ func TestLoadConfig(t *testing.T) {
 		{name: "chdir must exist", args: []string{"--chdir", "/nonexistent/dir"}, wantErr: "not a directory"},
 		{name: "stray argument", args: []string{"site.wsgi"}, wantErr: "--app"},
 		{name: "unknown flag", args: []string{"--bogus"}, wantErr: "bogus"},
+	})
+}
+
+func TestByteSize(t *testing.T) {
+	cases := map[string]int64{"0": 0, "1048576": 1 << 20, "512KiB": 512 << 10, "100MiB": 100 << 20, "1GiB": 1 << 30, "10MB": 10e6, "2G": 2 << 30, " 5 MiB ": 5 << 20}
+	for in, want := range cases {
+		var b ByteSize
+		if err := b.Set(in); err != nil || int64(b) != want {
+			t.Errorf("Set(%q) = %d, %v; want %d", in, b, err, want)
+		}
 	}
+	for _, bad := range []string{"", "-1", "1.5GiB", "lots", "99999999999999GiB"} {
+		var b ByteSize
+		if err := b.Set(bad); err == nil {
+			t.Errorf("Set(%q) accepted: %d", bad, b)
+		}
+	}
+	if s := ByteSize(1 << 30); s.String() != "1GiB" {
+		t.Errorf("String = %q", s.String())
+	}
+}
+
+// configCase is one row of a table of command lines and environments for loadConfig: check
+// judges the Config it returns, or wantErr is a piece of its error.
+type configCase struct {
+	name    string
+	env     map[string]string
+	args    []string
+	check   func(c *Config) bool
+	wantErr string
+}
+
+// runConfigCases runs each case as a subtest.
+func runConfigCases(t *testing.T, cases []configCase) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
@@ -57,24 +85,5 @@ func TestLoadConfig(t *testing.T) {
 				t.Errorf("unexpected config: %+v", c)
 			}
 		})
-	}
-}
-
-func TestByteSize(t *testing.T) {
-	cases := map[string]int64{"0": 0, "1048576": 1 << 20, "512KiB": 512 << 10, "100MiB": 100 << 20, "1GiB": 1 << 30, "10MB": 10e6, "2G": 2 << 30, " 5 MiB ": 5 << 20}
-	for in, want := range cases {
-		var b ByteSize
-		if err := b.Set(in); err != nil || int64(b) != want {
-			t.Errorf("Set(%q) = %d, %v; want %d", in, b, err, want)
-		}
-	}
-	for _, bad := range []string{"", "-1", "1.5GiB", "lots", "99999999999999GiB"} {
-		var b ByteSize
-		if err := b.Set(bad); err == nil {
-			t.Errorf("Set(%q) accepted: %d", bad, b)
-		}
-	}
-	if s := ByteSize(1 << 30); s.String() != "1GiB" {
-		t.Errorf("String = %q", s.String())
 	}
 }

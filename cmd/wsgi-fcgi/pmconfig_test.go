@@ -1,8 +1,6 @@
 package main
 
 import (
-	"io"
-	"strings"
 	"testing"
 	"time"
 )
@@ -10,13 +8,7 @@ import (
 // TestProcessManagementConfig: the process-management settings, from the environment and
 // from flags, and the values refused.
 func TestProcessManagementConfig(t *testing.T) {
-	cases := []struct {
-		name    string
-		env     map[string]string
-		args    []string
-		check   func(c *Config) bool
-		wantErr string
-	}{
+	runConfigCases(t, []configCase{
 		{name: "defaults", check: func(c *Config) bool {
 			return c.PM == "static" && c.Threads == 1 && !c.Preload && c.Timeout == 0 && c.SlowlogTimeout == 0 &&
 				c.MaxRequests == 0 && c.MaxRSS == 0 && c.PMIdleTimeout == 10*time.Second
@@ -42,25 +34,5 @@ func TestProcessManagementConfig(t *testing.T) {
 		{name: "too many threads", args: []string{"--threads", "1000"}, wantErr: "--threads"},
 		{name: "negative timeout", args: []string{"--timeout", "-1s"}, wantErr: "--timeout"},
 		{name: "bad max rss", args: []string{"--max-rss", "huge"}, wantErr: "invalid size"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			c, err := loadConfig(tc.args, io.Discard)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want one mentioning %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !tc.check(c) {
-				t.Errorf("unexpected config: %+v", c)
-			}
-		})
-	}
+	})
 }

@@ -1,22 +1,14 @@
 package main
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 )
 
 func TestStatusAndReloadConfig(t *testing.T) {
-	cases := []struct {
-		name    string
-		env     map[string]string
-		args    []string
-		check   func(c *Config) bool
-		wantErr string
-	}{
+	runConfigCases(t, []configCase{
 		{name: "off by default", check: func(c *Config) bool { return c.StatusPath == "" && c.PoolName == "" && !c.Reload }},
 		{name: "env", env: map[string]string{"WSGI_FCGI_STATUS_PATH": "/fcgi-status", "WSGI_FCGI_POOL_NAME": "site", "WSGI_FCGI_RELOAD": "true"},
 			check: func(c *Config) bool { return c.StatusPath == "/fcgi-status" && c.PoolName == "site" && c.Reload }},
@@ -25,27 +17,7 @@ func TestStatusAndReloadConfig(t *testing.T) {
 			check: func(c *Config) bool { return c.StatusPath == "/b" && !c.Reload }},
 		{name: "relative status path", args: []string{"--status-path", "status"}, wantErr: "--status-path"},
 		{name: "status path is the ping path", args: []string{"--status-path", "/x", "--ping-path", "/x"}, wantErr: "both"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			c, err := loadConfig(tc.args, io.Discard)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want one mentioning %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !tc.check(c) {
-				t.Errorf("unexpected config: %+v", c)
-			}
-		})
-	}
+	})
 }
 
 func TestWatchRoots(t *testing.T) {
