@@ -60,6 +60,9 @@ const (
 // aheadAvgShift sets the weight of each new duration in the moving average: 1/8.
 const aheadAvgShift = 3
 
+// aheadDepth is how many requests may wait behind the one a worker is running.
+const aheadDepth = 2
+
 // maxAheadRetries bounds how often one request goes back to the pool because the workers it
 // was sent ahead to failed before its turn.
 const maxAheadRetries = 3
@@ -70,8 +73,44 @@ var errAheadRetry = errors.New("the request ahead failed; hand this one out agai
 
 // aheadTurn is a request sent ahead to a worker: the request ahead of it gives it the worker
 // (nil) or errAheadRetry.
+//
+// Requests sent ahead to one worker must reach its pipe in the order of their turns, but each
+// is written by its own goroutine: a turn's frame is written only after the frame of the turn
+// before it (prev, nil when that one is the request the worker is running, already written),
+// and written is closed once it is out, or once it is known it never will be.
 type aheadTurn struct {
-	ch chan error // buffered: the sender never waits
+	ch      chan error // buffered: the sender never waits
+	prev    <-chan struct{}
+	written chan struct{}
+}
+
+// newTurnLocked books a new turn at the end of w's list.
+func (p *Pool) newTurnLocked(w *worker) *aheadTurn {
+	t := &aheadTurn{ch: make(chan error, 1), written: make(chan struct{})}
+	if n := len(w.ahead); n > 0 {
+		t.prev = w.ahead[n-1].written
+	}
+	w.ahead = append(w.ahead, t)
+	p.ahead++
+	return t
+}
+
+// write sends req's REQUEST frame down w's pipe in its turn's order.
+func (t *aheadTurn) write(w *worker, req *Request) error {
+	defer close(t.written)
+	if t.prev != nil {
+		<-t.prev
+	}
+	_, err := w.conn.Write(req.finish())
+	return err
+}
+
+// unused marks a turn whose request will never be written, once the one before it is out.
+func (t *aheadTurn) unused() {
+	if t.prev != nil {
+		<-t.prev
+	}
+	close(t.written)
 }
 
 // markAheadable records that w is running req, whose REQUEST (all of its body inline) is
@@ -87,23 +126,20 @@ func (p *Pool) markAheadable(w *worker, req *Request) {
 		return
 	}
 	w.aheadSince = time.Now() // also the start of the duration noteDurationLocked takes
-	if w.ahead != nil {
-		return
-	}
-	if len(p.waiters) > 0 {
+	for len(w.ahead) < aheadDepth && len(p.waiters) > 0 {
 		// A queued request with a body to stream cannot be sent ahead: then the worker must
 		// come back to the pool at its end, for it.
-		if wt := p.waiters[0]; wt.inline && p.aheadAvg > 0 {
-			p.waiters = p.waiters[1:]
-			t := &aheadTurn{ch: make(chan error, 1)}
-			w.ahead = t
-			p.ahead++
-			wt.ch <- handoff{w: w, turn: t}
+		wt := p.waiters[0]
+		if !wt.inline || p.aheadAvg == 0 {
+			return
 		}
-		return
+		p.waiters = p.waiters[1:]
+		wt.ch <- handoff{w: w, turn: p.newTurnLocked(w)}
 	}
-	w.aheadable = true
-	p.aheadable = append(p.aheadable, w)
+	if len(w.ahead) < aheadDepth && !w.aheadable {
+		w.aheadable = true
+		p.aheadable = append(p.aheadable, w)
+	}
 }
 
 // sendAheadLocked picks a worker to send req ahead to and books it; nil when none qualifies.
@@ -121,11 +157,11 @@ func (p *Pool) sendAheadLocked(req *Request) (*worker, *aheadTurn) {
 		if now.Sub(w.aheadSince) >= limit {
 			continue // maybe a slow request: nobody waits behind it
 		}
-		p.aheadable = append(p.aheadable[:i], p.aheadable[i+1:]...)
-		w.aheadable = false
-		t := &aheadTurn{ch: make(chan error, 1)}
-		w.ahead = t
-		p.ahead++
+		t := p.newTurnLocked(w)
+		if len(w.ahead) >= aheadDepth {
+			p.aheadable = append(p.aheadable[:i], p.aheadable[i+1:]...)
+			w.aheadable = false
+		}
 		return w, t
 	}
 	return nil, nil
@@ -161,14 +197,41 @@ func (p *Pool) noteDurationLocked(w *worker) {
 // whether a request was waiting.
 func (p *Pool) passTurnLocked(w *worker, err error) bool {
 	p.unmarkAheadableLocked(w)
-	t := w.ahead
-	if t == nil {
+	if len(w.ahead) == 0 {
 		return false
 	}
-	w.ahead = nil
+	if err != nil {
+		// The worker is lost: none of the requests behind it will start there.
+		for i, t := range w.ahead {
+			t.ch <- err
+			w.ahead[i] = nil
+		}
+		p.ahead -= len(w.ahead)
+		w.ahead = w.ahead[:0]
+		return true
+	}
+	t := w.ahead[0]
+	n := copy(w.ahead, w.ahead[1:])
+	w.ahead[n] = nil
+	w.ahead = w.ahead[:n]
 	p.ahead--
-	t.ch <- err
+	t.ch <- nil
 	return true
+}
+
+// dropTurnLocked takes t, a turn that will not be used (its request was never written), off
+// w's list; it reports whether t was still there.
+func (p *Pool) dropTurnLocked(w *worker, t *aheadTurn) bool {
+	for i, x := range w.ahead {
+		if x == t {
+			n := copy(w.ahead[i:], w.ahead[i+1:])
+			w.ahead[i+n] = nil
+			w.ahead = w.ahead[:i+n]
+			p.ahead--
+			return true
+		}
+	}
+	return false
 }
 
 // failAhead hands the request sent ahead behind w, if any, back to the pool: w is lost.

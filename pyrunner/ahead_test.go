@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,24 @@ func setAheadAvg(p *Pool, d time.Duration) {
 	p.mu.Lock()
 	p.aheadAvg = d
 	p.mu.Unlock()
+}
+
+// waitAhead waits until n requests are sent ahead (booked behind a busy worker).
+func waitAhead(t *testing.T, p *Pool, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		ahead := p.ahead
+		p.mu.Unlock()
+		if ahead >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want %d requests sent ahead, have %d: %+v", n, ahead, p.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // waitBusy waits until n workers are busy.
@@ -95,23 +114,29 @@ func TestSendAhead(t *testing.T) {
 	}
 }
 
-// TestSendAheadRetriedWhenWorkerDies: the worker dies in the request ahead; the request sent
-// ahead behind it never started, so it is served by the replacement, not answered 502.
+// TestSendAheadRetriedWhenWorkerDies: the worker dies in the request ahead; the requests sent
+// ahead behind it never started, so they are served by the replacement, not answered 502.
 func TestSendAheadRetriedWhenWorkerDies(t *testing.T) {
 	p := startPool(t, fakeOptions(t, "sleep", 1))
 	setAheadAvg(p, aheadMaxAge)
 	first := doAsync(p, pathRequest("/die:200ms"))
 	waitBusy(t, p, 1)
-	second := doAsync(p, pathRequest("/0s"))
-	time.Sleep(50 * time.Millisecond)
+	var behind []func() (*recorder, error)
+	for i := range aheadDepth {
+		behind = append(behind, doAsync(p, pathRequest("/"+time.Duration(i).String())))
+		waitAhead(t, p, i+1) // sent ahead in this order
+	}
 	if s := p.Stats(); s.Waiting != 0 {
-		t.Fatalf("the second request was not sent ahead: %+v", s)
+		t.Fatalf("the requests behind were not sent ahead: %+v", s)
 	}
 	if _, err := first(); !errors.Is(err, ErrWorkerDied) {
 		t.Errorf("first: err = %v, want ErrWorkerDied", err)
 	}
-	if r, err := second(); err != nil || r.body.String() != "slept 0s" {
-		t.Errorf("second: %v %q, want it served by the replacement", err, r.body.String())
+	for i, wait := range behind {
+		want := "slept " + time.Duration(i).String()
+		if r, err := wait(); err != nil || r.body.String() != want {
+			t.Errorf("request %d behind: %v %q, want it served by the replacement", i, err, r.body.String())
+		}
 	}
 }
 
@@ -202,14 +227,15 @@ func TestSendAheadLearnsTheAverage(t *testing.T) {
 	}
 }
 
-// TestSendAheadFirstComeFirstServed: a request that comes while others wait in the queue
-// joins the queue; when the worker starts the request sent ahead, the first queued one is sent
-// ahead behind it. A queued request with a body to stream is not: the worker comes back to the
-// pool for it, and requests behind it wait their turn.
+// TestSendAheadFirstComeFirstServed: up to aheadDepth requests are sent ahead behind the one a
+// worker runs; a request that comes while others wait in the queue joins the queue; when the
+// worker starts a request sent ahead, the first queued one is sent ahead in its place. A
+// queued request with a body to stream is not: the worker comes back to the pool for it, and
+// requests behind it wait their turn. Every request gets its own response, in order.
 func TestSendAheadFirstComeFirstServed(t *testing.T) {
 	cases := []struct {
 		name       string
-		streamBody bool // the third request has a body to stream
+		streamBody bool // the first queued request has a body to stream
 	}{
 		{name: "inline bodies"},
 		{name: "a body to stream first in the queue", streamBody: true},
@@ -220,34 +246,48 @@ func TestSendAheadFirstComeFirstServed(t *testing.T) {
 			setAheadAvg(p, aheadMaxAge)
 			var mu sync.Mutex
 			var order []string
-			run := func(path string, body bool) func() (*recorder, error) {
+			run := func(d time.Duration, body bool) func() {
+				path := "/" + d.String()
 				req := pathRequest(path)
 				if body {
 					req.Body = strings.NewReader("")
 				}
 				done := doAsync(p, req)
-				return func() (*recorder, error) {
+				return func() {
 					r, err := done()
 					mu.Lock()
 					order = append(order, path)
 					mu.Unlock()
-					return r, err
+					if err != nil || r.body.String() != "slept "+d.String() {
+						t.Errorf("%s: %v %q, want its own response", path, err, r.body.String())
+					}
 				}
 			}
-			waits := []func() (*recorder, error){run("/200ms", false)}
+			// The first runs 300ms; aheadDepth more are sent ahead, 100ms each.
+			durations := []time.Duration{300 * time.Millisecond}
+			for i := range aheadDepth {
+				durations = append(durations, 100*time.Millisecond+time.Duration(i)*time.Millisecond)
+			}
+			waits := []func(){run(durations[0], false)}
 			waitBusy(t, p, 1)
-			waits = append(waits, run("/100ms", false)) // sent ahead
+			for i, d := range durations[1:] {
+				waits = append(waits, run(d, false))
+				waitAhead(t, p, i+1) // sent ahead in this order
+			}
+			if s := p.Stats(); s.Waiting != 0 {
+				t.Errorf("want %d requests sent ahead, none in the queue: %+v", aheadDepth, s)
+			}
+			queued := []time.Duration{50 * time.Millisecond, 10 * time.Millisecond}
+			waits = append(waits, run(queued[0], tc.streamBody))
 			time.Sleep(20 * time.Millisecond)
-			waits = append(waits, run("/50ms", tc.streamBody)) // queued: one is ahead already
-			time.Sleep(20 * time.Millisecond)
-			waits = append(waits, run("/10ms", false)) // queued behind it
+			waits = append(waits, run(queued[1], false)) // queued behind it
 			time.Sleep(20 * time.Millisecond)
 			if s := p.Stats(); s.Waiting != 2 {
 				t.Errorf("want 2 requests in the queue, not overtaking it: %+v", s)
 			}
 			// The first request is done and the second runs: the first queued one is sent
-			// ahead behind it, unless it has a body to stream.
-			time.Sleep(190 * time.Millisecond)
+			// ahead in its place, unless it has a body to stream.
+			time.Sleep(300 * time.Millisecond)
 			wantWaiting := 1
 			if tc.streamBody {
 				wantWaiting = 2
@@ -256,15 +296,95 @@ func TestSendAheadFirstComeFirstServed(t *testing.T) {
 				t.Errorf("while the second request runs: want %d in the queue: %+v", wantWaiting, s)
 			}
 			for _, wait := range waits {
-				if _, err := wait(); err != nil {
-					t.Error(err)
-				}
+				wait()
 			}
-			want := []string{"/200ms", "/100ms", "/50ms", "/10ms"}
+			var want []string
+			for _, d := range append(durations, queued...) {
+				want = append(want, "/"+d.String())
+			}
 			if strings.Join(order, " ") != strings.Join(want, " ") {
 				t.Errorf("served in the order %v, want %v", order, want)
 			}
 		})
+	}
+}
+
+// TestSendAheadManyAtOnce: requests that come together onto one busy worker are written to
+// its pipe in the order of their turns, though each is written by its own goroutine: every
+// client gets the response to its own request.
+func TestSendAheadManyAtOnce(t *testing.T) {
+	p := startPool(t, fakeOptions(t, "sleep", 1))
+	setAheadAvg(p, aheadMaxAge)
+	for round := range 20 {
+		var wg sync.WaitGroup
+		for i := range 8 {
+			us := round*100 + i + 1
+			d := time.Duration(us) * time.Microsecond
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var r recorder
+				if err := p.Do(context.Background(), pathRequest("/"+strconv.Itoa(us)+"us"), &r); err != nil || r.body.String() != "slept "+d.String() {
+					t.Errorf("%v: %v %q, want its own response", d, err, r.body.String())
+				}
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+// TestAheadTurnList: the bookkeeping of the requests waiting behind one worker. Turns are
+// handed out in order; one given back from the middle of the list is skipped; a lost worker
+// fails all that are left; and each turn's frame waits for the one before it to be written.
+func TestAheadTurnList(t *testing.T) {
+	p := &Pool{}
+	w := &worker{}
+	p.mu.Lock()
+	t1, t2, t3 := p.newTurnLocked(w), p.newTurnLocked(w), p.newTurnLocked(w)
+	p.mu.Unlock()
+	if p.ahead != 3 || t1.prev != nil || t2.prev != t1.written || t3.prev != t2.written {
+		t.Fatalf("three turns: ahead %d, chained %v %v %v", p.ahead, t1.prev == nil, t2.prev == t1.written, t3.prev == t2.written)
+	}
+	// t2 gives its place back: it waits for t1's frame, then lets t3 write.
+	unused := make(chan struct{})
+	go func() { t2.unused(); close(unused) }()
+	select {
+	case <-unused:
+		t.Fatal("a turn given back did not wait for the frame before it")
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(t1.written) // as t1.write does once its frame is out
+	<-unused
+	select {
+	case <-t2.written:
+	default:
+		t.Fatal("t2 given back, but t3 may not write")
+	}
+	p.mu.Lock()
+	if !p.dropTurnLocked(w, t2) || p.dropTurnLocked(w, t2) {
+		t.Error("dropTurnLocked: want true once, then false")
+	}
+	if !p.passTurnLocked(w, nil) {
+		t.Error("passTurnLocked: no turn")
+	}
+	p.mu.Unlock()
+	if err := <-t1.ch; err != nil {
+		t.Errorf("t1: %v, want its turn", err)
+	}
+	select {
+	case err := <-t3.ch:
+		t.Fatalf("t3 got %v before its turn", err)
+	default:
+	}
+	p.mu.Lock()
+	p.passTurnLocked(w, errAheadRetry) // the worker is lost
+	left := p.ahead
+	p.mu.Unlock()
+	if err := <-t3.ch; !errors.Is(err, errAheadRetry) {
+		t.Errorf("t3: %v, want errAheadRetry", err)
+	}
+	if left != 0 || len(w.ahead) != 0 {
+		t.Errorf("after the worker is lost: ahead %d, list %d", left, len(w.ahead))
 	}
 }
 

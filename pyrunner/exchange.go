@@ -66,7 +66,7 @@ func (p *Pool) Do(ctx context.Context, req *Request, w ResponseWriter) error {
 		if turn == nil {
 			return p.serve(wk, req, w, false)
 		}
-		_, werr := wk.conn.Write(req.finish())
+		werr := turn.write(wk, req)
 		err, waited := p.waitTurn(turn)
 		if !waited {
 			// The request ahead is still running after QueueTimeout. Ours cannot be taken

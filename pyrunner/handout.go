@@ -131,10 +131,11 @@ func (p *Pool) giveBack(h handoff) {
 		p.release(h.w)
 		return
 	}
+	h.turn.unused()
 	p.mu.Lock()
-	if h.w.ahead == h.turn {
-		h.w.ahead = nil // the turn will not come: the worker goes back to the pool at its end
-		p.ahead--
+	if p.dropTurnLocked(h.w, h.turn) {
+		// The turn will not come: with nobody else behind it, the worker goes back to the
+		// pool at its end.
 		p.mu.Unlock()
 		return
 	}

@@ -117,6 +117,10 @@ type Options struct {
 	// NoSendAhead keeps every request in the queue until a worker is idle, instead of sending
 	// it ahead behind the request a busy worker is running (ahead.go).
 	NoSendAhead bool
+	// NormalSched starts every Python process under the normal scheduling policy
+	// (SCHED_OTHER), whatever policy the gateway has: set when the gateway has put itself
+	// under SCHED_BATCH (cmd/wsgi-fcgi, sched.go), which children inherit.
+	NormalSched bool
 	// Preload imports the app once in a master process that forks the workers (copy-on-write
 	// memory, gc.freeze(); a replacement is ready without an import).
 	Preload bool

@@ -121,7 +121,7 @@ func (p *Pool) startMaster(gen int) (*master, error) {
 	}
 	cmd := p.runnerCommand(0, "--preload")
 	cmd.ExtraFiles = []*os.File{childFile}
-	stdout, stderr, err := startCommand(cmd)
+	stdout, stderr, err := p.startCommand(cmd)
 	childFile.Close()
 	if err != nil {
 		fc.Close()

@@ -73,7 +73,7 @@ type worker struct {
 	// have another sent ahead behind it; ahead is that other request.
 	aheadable  bool
 	aheadSince time.Time
-	ahead      *aheadTurn
+	ahead      []*aheadTurn
 
 	// The request in progress: when to log the stack (slowAt) and when to give up (killAt).
 	reqStart       time.Time
@@ -162,7 +162,7 @@ func (pl *Pool) execProcess(p *process) error {
 	}
 	cmd := pl.runnerCommand(len(p.slots))
 	cmd.ExtraFiles = files
-	stdout, stderr, err := startCommand(cmd)
+	stdout, stderr, err := pl.startCommand(cmd)
 	closeFiles(files)
 	if err != nil {
 		p.closeChannels()
@@ -249,8 +249,9 @@ func (p *Pool) runnerCommand(threads int, extra ...string) *exec.Cmd {
 	return cmd
 }
 
-// startCommand starts cmd with its stdout and stderr as pipes to relay.
-func startCommand(cmd *exec.Cmd) (stdout, stderr io.ReadCloser, err error) {
+// startCommand starts cmd with its stdout and stderr as pipes to relay, under the normal
+// scheduling policy with Options.NormalSched.
+func (p *Pool) startCommand(cmd *exec.Cmd) (stdout, stderr io.ReadCloser, err error) {
 	// On a failed Start, exec closes the pipes it made.
 	stdout, err = cmd.StdoutPipe()
 	if err == nil {
@@ -258,6 +259,11 @@ func startCommand(cmd *exec.Cmd) (stdout, stderr io.ReadCloser, err error) {
 	}
 	if err == nil {
 		err = cmd.Start()
+	}
+	if err == nil && p.opts.NormalSched {
+		if serr := setNormalSched(cmd.Process.Pid); serr != nil {
+			p.log.Warn("cannot put the worker under the normal scheduling policy", "pid", cmd.Process.Pid, "error", serr)
+		}
 	}
 	return stdout, stderr, err
 }

@@ -49,6 +49,7 @@ type Config struct {
 	QueueSize         int           `envconfig:"QUEUE_SIZE" default:"1024"`
 	QueueTimeout      time.Duration `envconfig:"QUEUE_TIMEOUT" default:"30s"`
 	SendAhead         bool          `envconfig:"SEND_AHEAD" default:"true"`
+	SchedBatch        bool          `envconfig:"SCHED_BATCH" default:"true"`
 	StartTimeout      time.Duration `envconfig:"START_TIMEOUT" default:"60s"`
 	DrainTimeout      time.Duration `envconfig:"DRAIN_TIMEOUT" default:"30s"`
 	PM                string        `envconfig:"PM" default:"static"`
@@ -102,6 +103,7 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "requests that may wait for a free worker before 503")
 	fs.DurationVar(&c.QueueTimeout, "queue-timeout", c.QueueTimeout, "longest wait for a free worker before 503")
 	fs.BoolVar(&c.SendAhead, "send-ahead", c.SendAhead, "static pool with every worker busy: send a request without a body to stream ahead to a worker whose request began less than 4 times the average request time ago (1ms to 10ms), so the worker finds it the moment it is done (false: it waits in the queue for an idle worker)")
+	fs.BoolVar(&c.SchedBatch, "sched-batch", c.SchedBatch, "run the gateway's threads under SCHED_BATCH: its wake-ups do not preempt the workers, and it relays several records per wake-up; the workers keep the normal policy (false: the gateway keeps the policy it was started with)")
 	fs.DurationVar(&c.StartTimeout, "start-timeout", c.StartTimeout, "longest time a worker may take to import the app")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, how long running requests may take to finish")
 	fs.StringVar(&c.PM, "pm", c.PM, "process manager (php-fpm's pm): static (--workers workers), dynamic (between --pm-min-spare and --pm-max-spare idle, at most --workers) or ondemand (started per request, stopped after --pm-idle-timeout idle)")

@@ -68,6 +68,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	log := newLogger(cfg, stderr)
+	batch := false
+	if cfg.SchedBatch {
+		var err error
+		if batch, err = setBatchScheduling(); err != nil {
+			log.Warn("the gateway stays under the normal scheduling policy", "error", err)
+		}
+	}
 
 	demo := cfg.App == ""
 	var pythonPath []string
@@ -112,6 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		QueueSize:         cfg.QueueSize,
 		QueueTimeout:      cfg.QueueTimeout,
 		NoSendAhead:       !cfg.SendAhead,
+		NormalSched:       batch,
 		StartTimeout:      cfg.StartTimeout,
 		TrackRequests:     cfg.StatusPath != "",
 		Logger:            log.Named("pyrunner"),

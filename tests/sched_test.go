@@ -1,0 +1,70 @@
+//go:build integration
+
+package tests
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// schedPolicyOf reads the scheduling policy of every thread of pid from /proc (field 41 of
+// stat: 0 normal, 3 batch).
+func schedPolicyOf(t *testing.T, pid int) map[int]int {
+	t.Helper()
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := map[int]int{}
+	for _, e := range entries {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, e.Name()))
+		if err != nil {
+			continue // the thread has exited
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		policy, err := strconv.Atoi(f[38]) // field 41; f[0] is field 3
+		if err != nil {
+			t.Fatalf("policy of %d/%s: %v", pid, e.Name(), err)
+		}
+		n[policy]++
+	}
+	return n
+}
+
+// TestSchedBatch: by default the gateway's threads run under SCHED_BATCH and the Python
+// processes (a preload master and its workers too) under the normal policy; with
+// --sched-batch=false everything stays normal.
+func TestSchedBatch(t *testing.T) {
+	const normal, batch = 0, 3
+	cases := []struct {
+		name    string
+		args    []string
+		gateway int
+	}{
+		{name: "default", gateway: batch},
+		{name: "preload", args: []string{"--preload"}, gateway: batch},
+		{name: "off", args: []string{"--sched-batch=false"}, gateway: normal},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := startGateway(t, gatewayConfig{workers: 2, args: tc.args})
+			g.mustFcgiGet(t, "/pid", "")
+			if got := schedPolicyOf(t, g.pid()); len(got) != 1 || got[tc.gateway] == 0 {
+				t.Errorf("gateway threads by policy: %v, want all %d", got, tc.gateway)
+			}
+			procs := descendantsOf(g.pid())
+			if len(procs) < 2 {
+				t.Fatalf("want the Python processes, found %v", procs)
+			}
+			for _, p := range procs {
+				if got := schedPolicyOf(t, p.pid); len(got) != 1 || got[normal] == 0 {
+					t.Errorf("python pid %d threads by policy: %v, want all normal", p.pid, got)
+				}
+			}
+		})
+	}
+}
