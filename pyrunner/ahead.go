@@ -28,7 +28,8 @@ import (
 //     queue; otherwise, when a worker starts a request, the first one in the queue is sent
 //     ahead behind it (unless that one has a body to stream: then the worker comes back to
 //     the pool at its end and the queue's first request gets it).
-//   - One request ahead per worker, and only behind a request younger than four times the
+//   - Up to aheadDepth requests ahead per worker, written to its pipe in the order of their
+//     turns (aheadTurn), and only behind a request younger than four times the
 //     average time requests take (a moving average of the requests that could have had one
 //     sent behind them; at least aheadMinAge, for the preemptions of a busy machine) and
 //     never older than aheadMaxAge: a request that has run longer than usual may be a slow
@@ -39,7 +40,7 @@ import (
 //   - Only in a static pool, at the current generation, on a process that is not retiring: a
 //     dynamic or ondemand pool grows when requests wait, and must see them wait.
 //   - If the request ahead fails in a way that costs the worker (it dies, times out, breaks
-//     the protocol), the one behind it never started: it goes back to the pool and is handed
+//     the protocol), those behind it never started: they go back to the pool and are handed
 //     out again. Once it has the worker, it is an ordinary request (its timeouts start then).
 //   - Requests sent ahead count against Options.QueueSize with those in the queue: it bounds
 //     the requests waiting for a worker, wherever they wait.
@@ -60,7 +61,12 @@ const (
 // aheadAvgShift sets the weight of each new duration in the moving average: 1/8.
 const aheadAvgShift = 3
 
-// aheadDepth is how many requests may wait behind the one a worker is running.
+// aheadDepth is how many requests may wait behind the one a worker is running. With one, a
+// worker that ends its request early still found its pipe empty before the gateway had been
+// scheduled to send the next about a quarter of the time (Flask, two workers on two cores);
+// with two it goes on for two requests' time, and the gateway, under SCHED_BATCH, relays
+// more per wake-up. Deeper did not measure better, and each more is one more request that
+// may wait behind a slow one.
 const aheadDepth = 2
 
 // maxAheadRetries bounds how often one request goes back to the pool because the workers it
