@@ -195,6 +195,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	served := make(chan error, 1)
 	serveListeners(srv, lns, served)
 	log.Info("listening", "addr", listenAddrs(lns), "app", cfg.App, "workers", cfg.Workers)
+	if n, err := releaseStartupPages(); err != nil {
+		log.Debug("start-up pages kept", "error", err)
+	} else {
+		log.Debug("start-up pages released", "bytes", n)
+	}
 	if demo && cfg.HTTP == "" {
 		cfg.HTTP = "127.0.0.1:8000"
 	}
