@@ -28,7 +28,7 @@ import (
 //     queue; otherwise, when a worker starts a request, the first one in the queue is sent
 //     ahead behind it (unless that one has a body to stream: then the worker comes back to
 //     the pool at its end and the queue's first request gets it).
-//   - Up to aheadDepth requests ahead per worker, written to its pipe in the order of their
+//   - Up to Options.SendAheadDepth requests ahead per worker, written to its pipe in the order of their
 //     turns (aheadTurn), and only behind a request younger than four times the
 //     average time requests take (a moving average of the requests that could have had one
 //     sent behind them; at least aheadMinAge, for the preemptions of a busy machine) and
@@ -61,13 +61,17 @@ const (
 // aheadAvgShift sets the weight of each new duration in the moving average: 1/8.
 const aheadAvgShift = 3
 
-// aheadDepth is how many requests may wait behind the one a worker is running. With one, a
-// worker that ends its request early still found its pipe empty before the gateway had been
-// scheduled to send the next about a quarter of the time (Flask, two workers on two cores);
-// with two it goes on for two requests' time, and the gateway, under SCHED_BATCH, relays
-// more per wake-up. Deeper did not measure better, and each more is one more request that
-// may wait behind a slow one.
-const aheadDepth = 2
+// DefaultSendAheadDepth is how many requests may wait behind the one a worker is running,
+// unless Options.SendAheadDepth says otherwise. With one, a worker that ended its request
+// still found its pipe empty, before the gateway had been scheduled to send the next, about a
+// quarter of the time (Flask, two workers on two cores); with two it goes on for two
+// requests' time, and the gateway, under SCHED_BATCH, relays more per wake-up. Deeper
+// measured a little faster again (+3 % with three, +5 % with four) but each more is one more
+// request that may wait behind a slow one.
+const DefaultSendAheadDepth = 2
+
+// MaxSendAheadDepth bounds Options.SendAheadDepth.
+const MaxSendAheadDepth = 16
 
 // maxAheadRetries bounds how often one request goes back to the pool because the workers it
 // was sent ahead to failed before its turn.
@@ -132,7 +136,7 @@ func (p *Pool) markAheadable(w *worker, req *Request) {
 		return
 	}
 	w.aheadSince = time.Now() // also the start of the duration noteDurationLocked takes
-	for len(w.ahead) < aheadDepth && len(p.waiters) > 0 {
+	for len(w.ahead) < p.opts.SendAheadDepth && len(p.waiters) > 0 {
 		// A queued request with a body to stream cannot be sent ahead: then the worker must
 		// come back to the pool at its end, for it.
 		wt := p.waiters[0]
@@ -142,7 +146,7 @@ func (p *Pool) markAheadable(w *worker, req *Request) {
 		p.waiters = p.waiters[1:]
 		wt.ch <- handoff{w: w, turn: p.newTurnLocked(w)}
 	}
-	if len(w.ahead) < aheadDepth && !w.aheadable {
+	if len(w.ahead) < p.opts.SendAheadDepth && !w.aheadable {
 		w.aheadable = true
 		p.aheadable = append(p.aheadable, w)
 	}
@@ -164,7 +168,7 @@ func (p *Pool) sendAheadLocked(req *Request) (*worker, *aheadTurn) {
 			continue // maybe a slow request: nobody waits behind it
 		}
 		t := p.newTurnLocked(w)
-		if len(w.ahead) >= aheadDepth {
+		if len(w.ahead) >= p.opts.SendAheadDepth {
 			p.aheadable = append(p.aheadable[:i], p.aheadable[i+1:]...)
 			w.aheadable = false
 		}

@@ -122,7 +122,7 @@ func TestSendAheadRetriedWhenWorkerDies(t *testing.T) {
 	first := doAsync(p, pathRequest("/die:200ms"))
 	waitBusy(t, p, 1)
 	var behind []func() (*recorder, error)
-	for i := range aheadDepth {
+	for i := range DefaultSendAheadDepth {
 		behind = append(behind, doAsync(p, pathRequest("/"+time.Duration(i).String())))
 		waitAhead(t, p, i+1) // sent ahead in this order
 	}
@@ -227,22 +227,27 @@ func TestSendAheadLearnsTheAverage(t *testing.T) {
 	}
 }
 
-// TestSendAheadFirstComeFirstServed: up to aheadDepth requests are sent ahead behind the one a
-// worker runs; a request that comes while others wait in the queue joins the queue; when the
+// TestSendAheadFirstComeFirstServed: up to Options.SendAheadDepth requests are sent ahead
+// behind the one a worker runs; a request that comes while others wait in the queue joins the queue; when the
 // worker starts a request sent ahead, the first queued one is sent ahead in its place. A
 // queued request with a body to stream is not: the worker comes back to the pool for it, and
 // requests behind it wait their turn. Every request gets its own response, in order.
 func TestSendAheadFirstComeFirstServed(t *testing.T) {
 	cases := []struct {
 		name       string
+		depth      int  // Options.SendAheadDepth
 		streamBody bool // the first queued request has a body to stream
 	}{
-		{name: "inline bodies"},
-		{name: "a body to stream first in the queue", streamBody: true},
+		{name: "inline bodies", depth: DefaultSendAheadDepth},
+		{name: "a body to stream first in the queue", depth: DefaultSendAheadDepth, streamBody: true},
+		{name: "depth 1", depth: 1},
+		{name: "depth 4", depth: 4},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := startPool(t, fakeOptions(t, "sleep", 1))
+			opts := fakeOptions(t, "sleep", 1)
+			opts.SendAheadDepth = tc.depth
+			p := startPool(t, opts)
 			setAheadAvg(p, aheadMaxAge)
 			var mu sync.Mutex
 			var order []string
@@ -263,9 +268,9 @@ func TestSendAheadFirstComeFirstServed(t *testing.T) {
 					}
 				}
 			}
-			// The first runs 300ms; aheadDepth more are sent ahead, 100ms each.
+			// The first runs 300ms; tc.depth more are sent ahead, 100ms each.
 			durations := []time.Duration{300 * time.Millisecond}
-			for i := range aheadDepth {
+			for i := range tc.depth {
 				durations = append(durations, 100*time.Millisecond+time.Duration(i)*time.Millisecond)
 			}
 			waits := []func(){run(durations[0], false)}
@@ -275,7 +280,7 @@ func TestSendAheadFirstComeFirstServed(t *testing.T) {
 				waitAhead(t, p, i+1) // sent ahead in this order
 			}
 			if s := p.Stats(); s.Waiting != 0 {
-				t.Errorf("want %d requests sent ahead, none in the queue: %+v", aheadDepth, s)
+				t.Errorf("want %d requests sent ahead, none in the queue: %+v", tc.depth, s)
 			}
 			queued := []time.Duration{50 * time.Millisecond, 10 * time.Millisecond}
 			waits = append(waits, run(queued[0], tc.streamBody))

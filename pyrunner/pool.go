@@ -117,6 +117,9 @@ type Options struct {
 	// NoSendAhead keeps every request in the queue until a worker is idle, instead of sending
 	// it ahead behind the request a busy worker is running (ahead.go).
 	NoSendAhead bool
+	// SendAheadDepth is how many requests may be sent ahead behind one worker's request
+	// (default DefaultSendAheadDepth, at most MaxSendAheadDepth).
+	SendAheadDepth int
 	// NormalSched starts every Python process under the normal scheduling policy
 	// (SCHED_OTHER), whatever policy the gateway has: set when the gateway has put itself
 	// under SCHED_BATCH (cmd/wsgi-fcgi, sched.go), which children inherit.
@@ -169,6 +172,10 @@ func (o *Options) fill() {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 1024
 	}
+	if o.SendAheadDepth <= 0 {
+		o.SendAheadDepth = DefaultSendAheadDepth
+	}
+	o.SendAheadDepth = min(o.SendAheadDepth, MaxSendAheadDepth)
 	if o.QueueTimeout <= 0 {
 		o.QueueTimeout = 30 * time.Second
 	}

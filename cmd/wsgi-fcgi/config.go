@@ -48,7 +48,7 @@ type Config struct {
 	MaxBody           ByteSize      `envconfig:"MAX_BODY" default:"1GiB"`
 	QueueSize         int           `envconfig:"QUEUE_SIZE" default:"1024"`
 	QueueTimeout      time.Duration `envconfig:"QUEUE_TIMEOUT" default:"30s"`
-	SendAhead         bool          `envconfig:"SEND_AHEAD" default:"true"`
+	SendAhead         SendAhead     `envconfig:"SEND_AHEAD" default:"true"`
 	SchedBatch        bool          `envconfig:"SCHED_BATCH" default:"true"`
 	StartTimeout      time.Duration `envconfig:"START_TIMEOUT" default:"60s"`
 	DrainTimeout      time.Duration `envconfig:"DRAIN_TIMEOUT" default:"30s"`
@@ -102,7 +102,7 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.Var(&c.MaxBody, "max-body", "largest request body accepted (413 above), e.g. 100MiB; 0 for no limit")
 	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "requests that may wait for a free worker before 503")
 	fs.DurationVar(&c.QueueTimeout, "queue-timeout", c.QueueTimeout, "longest wait for a free worker before 503")
-	fs.BoolVar(&c.SendAhead, "send-ahead", c.SendAhead, "static pool with every worker busy: send a request without a body to stream ahead to a worker whose request began less than 4 times the average request time ago (1ms to 10ms), so the worker finds it the moment it is done (false: it waits in the queue for an idle worker)")
+	fs.Var(&c.SendAhead, "send-ahead", "static pool with every worker busy: send a request without a body to stream ahead to a worker whose request began less than 4 times the average request time ago (1ms to 10ms), so the worker finds it the moment it is done: true (2 per worker), a number of requests per worker (1 to 16), or false (it waits in the queue for an idle worker)")
 	fs.BoolVar(&c.SchedBatch, "sched-batch", c.SchedBatch, "run the gateway's threads under SCHED_BATCH: its wake-ups do not preempt the workers, and it relays several records per wake-up; the workers keep the normal policy (false: the gateway keeps the policy it was started with)")
 	fs.DurationVar(&c.StartTimeout, "start-timeout", c.StartTimeout, "longest time a worker may take to import the app")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, how long running requests may take to finish")
@@ -244,6 +244,41 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
+
+// SendAhead is --send-ahead: how many requests may be sent ahead behind each worker's, 0 for
+// none. It reads true (pyrunner.DefaultSendAheadDepth), false, or a number.
+type SendAhead int
+
+// Set parses s (flag.Value).
+func (a *SendAhead) Set(s string) error {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true", "yes", "on":
+		*a = pyrunner.DefaultSendAheadDepth
+		return nil
+	case "false", "no", "off":
+		*a = 0
+		return nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 0 || n > pyrunner.MaxSendAheadDepth {
+		return fmt.Errorf("invalid send-ahead %q (want true, false, or 0 to %d requests per worker)", s, pyrunner.MaxSendAheadDepth)
+	}
+	*a = SendAhead(n)
+	return nil
+}
+
+// Decode parses s for envconfig.
+func (a *SendAhead) Decode(s string) error { return a.Set(s) }
+
+func (a *SendAhead) String() string {
+	if *a == 0 {
+		return "false"
+	}
+	return strconv.Itoa(int(*a))
+}
+
+// IsBoolFlag lets --send-ahead stand alone, meaning true.
+func (a *SendAhead) IsBoolFlag() bool { return true }
 
 // ByteSize is a size in bytes written with an optional unit: 1048576, 512KiB, 100MiB, 1GiB,
 // 10MB (decimal units are accepted too).

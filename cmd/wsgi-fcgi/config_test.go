@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsgi-fcgi/wsgi-fcgi/pyrunner"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -31,6 +33,26 @@ func TestLoadConfig(t *testing.T) {
 		{name: "chdir must exist", args: []string{"--chdir", "/nonexistent/dir"}, wantErr: "not a directory"},
 		{name: "stray argument", args: []string{"site.wsgi"}, wantErr: "--app"},
 		{name: "unknown flag", args: []string{"--bogus"}, wantErr: "bogus"},
+	})
+}
+
+// TestSendAheadSetting: --send-ahead and WSGI_FCGI_SEND_AHEAD read true, false or a number of
+// requests per worker; the flag alone means true; sched-batch is on unless turned off.
+func TestSendAheadSetting(t *testing.T) {
+	depth := func(n SendAhead) func(c *Config) bool {
+		return func(c *Config) bool { return c.SendAhead == n }
+	}
+	runConfigCases(t, []configCase{
+		{name: "default", check: func(c *Config) bool { return c.SendAhead == pyrunner.DefaultSendAheadDepth && c.SchedBatch }},
+		{name: "flag alone", args: []string{"--send-ahead"}, check: depth(pyrunner.DefaultSendAheadDepth)},
+		{name: "false", args: []string{"--send-ahead=false"}, check: depth(0)},
+		{name: "a number", args: []string{"--send-ahead=4"}, check: depth(4)},
+		{name: "env off", env: map[string]string{"WSGI_FCGI_SEND_AHEAD": "off"}, check: depth(0)},
+		{name: "env number", env: map[string]string{"WSGI_FCGI_SEND_AHEAD": "3"}, check: depth(3)},
+		{name: "too many", args: []string{"--send-ahead=17"}, wantErr: "invalid send-ahead"},
+		{name: "not a number", env: map[string]string{"WSGI_FCGI_SEND_AHEAD": "lots"}, wantErr: "SEND_AHEAD"},
+		{name: "sched-batch off", args: []string{"--sched-batch=false"}, check: func(c *Config) bool { return !c.SchedBatch }},
+		{name: "sched-batch off from env", env: map[string]string{"WSGI_FCGI_SCHED_BATCH": "false"}, check: func(c *Config) bool { return !c.SchedBatch }},
 	})
 }
 
