@@ -63,7 +63,11 @@ func TestProbe(t *testing.T) {
 
 func TestDevHTTP(t *testing.T) {
 	port := freePort(t, "tcp4", "127.0.0.1")
-	startGateway(t, gatewayConfig{workers: 1, args: []string{"--http", fmt.Sprintf("127.0.0.1:%d", port)}})
+	g := startGateway(t, gatewayConfig{workers: 1, args: []string{"--http", fmt.Sprintf("127.0.0.1:%d", port)}})
+	// The HTTP front end starts after the FastCGI listener startGateway waited for.
+	if err := waitDial(g.process, "tcp", fmt.Sprintf("127.0.0.1:%d", port), startTimeout); err != nil {
+		t.Fatal(err)
+	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	resp, err := http.Get(base + "/query?x=1&y=%C3%A9")
 	if err != nil {

@@ -196,11 +196,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	served := make(chan error, 1)
 	serveListeners(srv, lns, served)
 	log.Info("listening", "addr", listenAddrs(lns), "app", cfg.App, "workers", cfg.Workers)
-	if n, err := releaseStartupPages(); err != nil {
-		log.Debug("start-up pages kept", "error", err)
-	} else {
-		log.Debug("start-up pages released", "bytes", n)
-	}
 	if demo && cfg.HTTP == "" {
 		cfg.HTTP = "127.0.0.1:8000"
 	}
@@ -222,6 +217,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	reloads := startReloadWatcher(ctx, cfg.Reload, watchRoots(cfg.Chdir, pythonPath), log.Named("reload"))
+	// Start-up is over: everything listens.
+	if n, err := releaseStartupPages(); err != nil {
+		log.Debug("start-up pages kept", "error", err)
+	} else {
+		log.Debug("start-up pages released", "bytes", n)
+	}
 	if code, done := waitSignals(ctx, served, reloads, srv, pool, log); done {
 		return code
 	}
