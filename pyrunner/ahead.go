@@ -28,8 +28,8 @@ import (
 //     queue; otherwise, when a worker starts a request, the first one in the queue is sent
 //     ahead behind it (unless that one has a body to stream: then the worker comes back to
 //     the pool at its end and the queue's first request gets it).
-//   - Up to Options.SendAheadDepth requests ahead per worker, written to its pipe in the order of their
-//     turns (aheadTurn), and only behind a request younger than four times the
+//   - Up to Options.SendAheadDepth requests ahead per worker, written to its pipe in the
+//     order of their turns (aheadTurn), and only behind a request younger than four times the
 //     average time requests take (a moving average of the requests that could have had one
 //     sent behind them; at least aheadMinAge, for the preemptions of a busy machine) and
 //     never older than aheadMaxAge: a request that has run longer than usual may be a slow
@@ -244,7 +244,7 @@ func (p *Pool) dropTurnLocked(w *worker, t *aheadTurn) bool {
 	return false
 }
 
-// failAhead hands the request sent ahead behind w, if any, back to the pool: w is lost.
+// failAhead hands the requests sent ahead behind w, if any, back to the pool: w is lost.
 func (p *Pool) failAhead(w *worker) {
 	p.mu.Lock()
 	p.passTurnLocked(w, errAheadRetry)
