@@ -13,6 +13,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/wsgi-fcgi/wsgi-fcgi/tests/internal/testkit"
 )
 
 // workerState is what /env of tests/apps/frontapp.py says about the worker that ran it.
@@ -37,7 +39,7 @@ func cancelRequest(c net.Conn, id uint16, drop bool) {
 		c.Close()
 		return
 	}
-	c.Write(fcgiRecord(fcgiAbortRequest, id, nil))
+	c.Write(testkit.Record(fcgiAbortRequest, id, nil, 0))
 }
 
 // expectPromptEnd reads c until id's FCGI_END_REQUEST, which must come within limit.
@@ -114,7 +116,7 @@ func TestCancel(t *testing.T) {
 		big := make([]byte, 3<<20)
 		b := fcgiBegin(1, roleResponder, true)
 		b = append(b, fcgiParamsFor(1, "POST", "/sleep?s=2", len(big))...)
-		b = append(b, fcgiStream(fcgiStdin, 1, big)...)
+		b = append(b, testkit.Stream(fcgiStdin, 1, big)...)
 		b = append(b, fcgiRequest(2, "GET", "/env?quick", nil, true)...)
 		start := time.Now()
 		go c.Write(b)

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wsgi-fcgi/wsgi-fcgi/tests/internal/testkit"
 )
 
 // systemPython is the interpreter the tests give the gateway: Debian's, with python3-flask.
@@ -93,30 +95,12 @@ func needCurl(t *testing.T) string {
 
 // ---- processes ----
 
-// logBuffer collects a process's output; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // process is one child process a test started; its cleanup stops it and checks for orphans.
 type process struct {
 	name   string
 	cmd    *exec.Cmd
-	stdout logBuffer
-	stderr logBuffer
+	stdout testkit.LogBuffer
+	stderr testkit.LogBuffer
 	done   chan struct{} // closed once the process has exited and been waited for
 	state  *os.ProcessState
 
@@ -143,7 +127,7 @@ func startProcess(t *testing.T, name string, cmd *exec.Cmd) *process {
 		close(p.done)
 	}()
 	t.Cleanup(func() {
-		descendants := descendantsOf(p.pid())
+		descendants := testkit.Descendants(p.pid())
 		p.stop(t)
 		reapOrphans(t, name, descendants)
 		if t.Failed() {
@@ -194,16 +178,16 @@ func (p *process) stop(t *testing.T) *os.ProcessState {
 
 // reapOrphans waits for processes that were descendants of a stopped process to go; any
 // still alive after a few seconds is an error, and is killed by pid.
-func reapOrphans(t *testing.T, parent string, procs []procStat) {
+func reapOrphans(t *testing.T, parent string, procs []testkit.Stat) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for _, p := range procs {
-		for p.alive() && time.Now().Before(deadline) {
+		for p.Alive() && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
-		if p.alive() {
-			t.Errorf("%s exited but its descendant pid %d (%s) is still running: killing it", parent, p.pid, p.comm)
-			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		if p.Alive() {
+			t.Errorf("%s exited but its descendant pid %d (%s) is still running: killing it", parent, p.PID, p.Comm)
+			_ = syscall.Kill(p.PID, syscall.SIGKILL)
 		}
 	}
 }
@@ -351,8 +335,8 @@ func startGateway(t *testing.T, cfg gatewayConfig) *gateway {
 // workerPIDs returns the gateway's live child processes: its Python workers.
 func (g *gateway) workerPIDs() []int {
 	var pids []int
-	for _, p := range childrenOf(g.pid()) {
-		pids = append(pids, p.pid)
+	for _, p := range testkit.Children(g.pid()) {
+		pids = append(pids, p.PID)
 	}
 	return pids
 }

@@ -13,36 +13,18 @@
 package tests
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/wsgi-fcgi/wsgi-fcgi/tests/internal/testkit"
 )
 
 // gatewayBin is the wsgi-fcgi binary TestMain builds once for all tests.
 var gatewayBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "wsgi-fcgi-it-bin-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "tests: create temp dir: %v\n", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-
-	gatewayBin = filepath.Join(dir, "wsgi-fcgi")
-	build := exec.Command("go", "build", "-o", gatewayBin, "./cmd/wsgi-fcgi")
-	build.Dir = repoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "tests: go build ./cmd/wsgi-fcgi: %v\n%s", err, out)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testkit.RunWithGateway(m, repoRoot(), "tests", &gatewayBin))
 }
 
 // repoRoot is the repository root: go test runs a package's tests in its directory.

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wsgi-fcgi/wsgi-fcgi/tests/internal/testkit"
 )
 
 const (
@@ -50,7 +52,7 @@ func sampleRSS(pid int) *rssSampler {
 }
 
 func (s *rssSampler) sample() {
-	kib, err := statusKiB(s.pid, "VmRSS")
+	kib, err := testkit.StatusField(s.pid, "VmRSS")
 	if err != nil {
 		if s.firstErr == nil {
 			s.firstErr = err
@@ -59,8 +61,8 @@ func (s *rssSampler) sample() {
 	}
 	s.samples++
 	s.peak = max(s.peak, kib)
-	for _, w := range childrenOf(s.pid) {
-		if kib, err := statusKiB(w.pid, "VmRSS"); err == nil {
+	for _, w := range testkit.Children(s.pid) {
+		if kib, err := testkit.StatusField(w.PID, "VmRSS"); err == nil {
 			s.workers = max(s.workers, kib)
 		}
 	}
@@ -102,7 +104,7 @@ func TestBoundedMemory(t *testing.T) {
 			if s.firstErr != nil || s.samples < 2 {
 				t.Fatalf("sampled the gateway's VmRSS %d times (%v): no measure", s.samples, s.firstErr)
 			}
-			hwm, err := statusKiB(g.pid(), "VmHWM")
+			hwm, err := testkit.StatusField(g.pid(), "VmHWM")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -19,17 +19,19 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wsgi-fcgi/wsgi-fcgi/tests/internal/testkit"
 )
 
 // pythonProcs lists the live Python processes under the gateway: with --preload the master
 // (a child) and its workers (grandchildren).
 func (g *gateway) pythonProcs() (master int, workers []int) {
-	for _, p := range descendantsOf(g.pid()) {
-		if p.ppid == g.pid() && len(childrenOf(p.pid)) > 0 {
-			master = p.pid
+	for _, p := range testkit.Descendants(g.pid()) {
+		if p.PPID == g.pid() && len(testkit.Children(p.PID)) > 0 {
+			master = p.PID
 			continue
 		}
-		workers = append(workers, p.pid)
+		workers = append(workers, p.PID)
 	}
 	return master, workers
 }
@@ -61,8 +63,8 @@ func TestPreload(t *testing.T) {
 		t.Fatalf("--preload: master %d, workers %v; want a master with 2 forked workers", master, workers)
 	}
 	for _, pid := range workers {
-		if st, _ := readStat(pid); st.ppid != master {
-			t.Errorf("worker %d has parent %d, want the master %d", pid, st.ppid, master)
+		if st, _ := testkit.ReadStat(pid); st.PPID != master {
+			t.Errorf("worker %d has parent %d, want the master %d", pid, st.PPID, master)
 		}
 	}
 	_, pid, _ := strings.Cut(g.mustFcgiGet(t, "/", ""), " ")
@@ -82,11 +84,11 @@ func TestPreload(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		m2, ws := g.pythonProcs()
-		if m2 != 0 && m2 != master && len(ws) == 2 && len(childrenOf(g.pid())) == 1 {
+		if m2 != 0 && m2 != master && len(ws) == 2 && len(testkit.Children(g.pid())) == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after SIGHUP: master %d (old %d), workers %v, children of the gateway %d", m2, master, ws, len(childrenOf(g.pid())))
+			t.Fatalf("after SIGHUP: master %d (old %d), workers %v, children of the gateway %d", m2, master, ws, len(testkit.Children(g.pid())))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -108,7 +110,7 @@ func TestPreloadGatewaySIGKILLLeavesNoProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.waitPythonWorkers(t, 3, nil, startTimeout)
-	procs := descendantsOf(g.pid())
+	procs := testkit.Descendants(g.pid())
 	sleeper := g.sleepers(1, "10")
 	time.Sleep(300 * time.Millisecond)
 	g.cmd.Process.Kill()

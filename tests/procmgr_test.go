@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgi-fcgi/wsgi-fcgi/tests/internal/testkit"
 	"github.com/yookoala/gofast"
 )
 
@@ -107,8 +108,8 @@ func (g *gateway) mustFcgiGet(t *testing.T, path, query string) string {
 // zombiesOf counts the zombie children of pid.
 func zombiesOf(pid int) int {
 	n := 0
-	for _, p := range allProcs() {
-		if p.ppid == pid && p.state == 'Z' {
+	for _, p := range testkit.AllProcs() {
+		if p.PPID == pid && p.State == 'Z' {
 			n++
 		}
 	}
@@ -360,7 +361,7 @@ func TestReloadUnderLoad(t *testing.T) {
 
 func TestSIGQUITExitsAtOnce(t *testing.T) {
 	g, _ := startPMGateway(t, 2)
-	workers := descendantsOf(g.pid())
+	workers := testkit.Descendants(g.pid())
 	sleeper := g.sleepers(1, "10")
 	time.Sleep(300 * time.Millisecond)
 	g.sigterm.Store(true) // told to exit: not a crash for startGateway's cleanup
@@ -396,7 +397,7 @@ func TestGatewaySIGKILLLeavesNoWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.waitWorkers(t, 3, nil, startTimeout)
-	workers := descendantsOf(g.pid())
+	workers := testkit.Descendants(g.pid())
 	sleeper := g.sleepers(1, "10") // one worker busy in the app
 	time.Sleep(300 * time.Millisecond)
 	g.cmd.Process.Kill()
@@ -406,19 +407,19 @@ func TestGatewaySIGKILLLeavesNoWorker(t *testing.T) {
 }
 
 // checkGone fails the test for every process of procs still alive after 3s (then kills it).
-func checkGone(t *testing.T, procs []procStat) {
+func checkGone(t *testing.T, procs []testkit.Stat) {
 	t.Helper()
 	if len(procs) == 0 {
 		t.Fatal("no worker processes to check")
 	}
 	deadline := time.Now().Add(3 * time.Second)
 	for _, p := range procs {
-		for p.alive() && time.Now().Before(deadline) {
+		for p.Alive() && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
-		if p.alive() {
-			t.Errorf("worker %d (%s) outlived the gateway", p.pid, p.comm)
-			syscall.Kill(p.pid, syscall.SIGKILL)
+		if p.Alive() {
+			t.Errorf("worker %d (%s) outlived the gateway", p.PID, p.Comm)
+			syscall.Kill(p.PID, syscall.SIGKILL)
 		}
 	}
 }
@@ -452,7 +453,7 @@ func TestThreads(t *testing.T) {
 // refused, the gateway exits 0 and no worker is left.
 func TestSIGTERMDrains(t *testing.T) {
 	g, _ := startPMGateway(t, 2)
-	workers := descendantsOf(g.pid())
+	workers := testkit.Descendants(g.pid())
 	inflight := g.sleepers(3, "1") // two running, one queued
 	time.Sleep(300 * time.Millisecond)
 	g.terminate()

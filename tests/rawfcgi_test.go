@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsgi-fcgi/wsgi-fcgi/tests/internal/testkit"
 )
 
 // FastCGI record types and protocol statuses (spec section 8).
@@ -39,41 +41,13 @@ const (
 	roleFilter    = 3
 )
 
-func fcgiRecord(typ byte, id uint16, content []byte) []byte {
-	b := []byte{1, typ, byte(id >> 8), byte(id), byte(len(content) >> 8), byte(len(content)), 0, 0}
-	return append(b, content...)
-}
-
-func fcgiPair(name, value string) []byte {
-	var b []byte
-	for _, n := range []int{len(name), len(value)} {
-		if n < 128 {
-			b = append(b, byte(n))
-		} else {
-			b = binary.BigEndian.AppendUint32(b, uint32(n)|1<<31)
-		}
-	}
-	return append(append(b, name...), value...)
-}
-
-// fcgiStream is a stream of records of up to 65535 bytes, ended by an empty one.
-func fcgiStream(typ byte, id uint16, data []byte) []byte {
-	var b []byte
-	for len(data) > 0 {
-		n := min(len(data), 65535)
-		b = append(b, fcgiRecord(typ, id, data[:n])...)
-		data = data[n:]
-	}
-	return append(b, fcgiRecord(typ, id, nil)...)
-}
-
 // fcgiBegin is FCGI_BEGIN_REQUEST with FCGI_KEEP_CONN as asked.
 func fcgiBegin(id uint16, role uint16, keep bool) []byte {
 	flags := byte(0)
 	if keep {
 		flags = 1
 	}
-	return fcgiRecord(fcgiBeginRequest, id, []byte{byte(role >> 8), byte(role), flags, 0, 0, 0, 0, 0})
+	return testkit.Record(fcgiBeginRequest, id, []byte{byte(role >> 8), byte(role), flags, 0, 0, 0, 0, 0}, 0)
 }
 
 // fcgiParamsFor is the params stream of a GET or POST of path to the gateway.
@@ -85,16 +59,16 @@ func fcgiParamsFor(id uint16, method, path string, bodyLen int) []byte {
 		{"QUERY_STRING", query}, {"SERVER_NAME", "localhost"}, {"SERVER_PORT", "80"},
 		{"SERVER_PROTOCOL", "HTTP/1.1"}, {"REMOTE_ADDR", "127.0.0.1"}, {"CONTENT_LENGTH", fmt.Sprint(bodyLen)},
 	} {
-		p = append(p, fcgiPair(kv[0], kv[1])...)
+		p = append(p, testkit.Pair(kv[0], kv[1])...)
 	}
-	return fcgiStream(fcgiParams, id, p)
+	return testkit.Stream(fcgiParams, id, p)
 }
 
 // fcgiRequest is a whole request: begin, params, body.
 func fcgiRequest(id uint16, method, path string, body []byte, keep bool) []byte {
 	b := fcgiBegin(id, roleResponder, keep)
 	b = append(b, fcgiParamsFor(id, method, path, len(body))...)
-	return append(b, fcgiStream(fcgiStdin, id, body)...)
+	return append(b, testkit.Stream(fcgiStdin, id, body)...)
 }
 
 type fcgiRec struct {
@@ -202,9 +176,9 @@ func getValues(t *testing.T, c net.Conn, names ...string) map[string]string {
 	t.Helper()
 	var q []byte
 	for _, n := range names {
-		q = append(q, fcgiPair(n, "")...)
+		q = append(q, testkit.Pair(n, "")...)
 	}
-	c.Write(fcgiRecord(fcgiGetValues, 0, q))
+	c.Write(testkit.Record(fcgiGetValues, 0, q, 0))
 	c.SetReadDeadline(time.Now().Add(reqTimeout))
 	defer c.SetReadDeadline(time.Time{})
 	rc, err := readFcgiRec(c)
@@ -241,7 +215,7 @@ func TestProtocol(t *testing.T) {
 
 	t.Run("unknown type and filter role", func(t *testing.T) {
 		c := dialGateway(t, g.network, g.address)
-		c.Write(fcgiRecord(42, 0, []byte("?")))
+		c.Write(testkit.Record(42, 0, []byte("?"), 0))
 		rc, err := readFcgiRec(c)
 		if err != nil || rc.typ != fcgiUnknownType || rc.content[0] != 42 {
 			t.Fatalf("unknown type: got %+v, %v; want FCGI_UNKNOWN_TYPE {42}", rc, err)
@@ -267,9 +241,9 @@ func TestProtocol(t *testing.T) {
 		b = append(b, fcgiParamsFor(2, "GET", "/env?two", 0)...)
 		b = append(b, fcgiParamsFor(1, "POST", "/env?one", len(big))...)
 		b = append(b, fcgiParamsFor(3, "GET", "/big?n=300000", 0)...)
-		b = append(b, fcgiStream(fcgiStdin, 3, nil)...)
-		b = append(b, fcgiStream(fcgiStdin, 2, nil)...)
-		b = append(b, fcgiStream(fcgiStdin, 1, big)...)
+		b = append(b, testkit.Stream(fcgiStdin, 3, nil)...)
+		b = append(b, testkit.Stream(fcgiStdin, 2, nil)...)
+		b = append(b, testkit.Stream(fcgiStdin, 1, big)...)
 		go c.Write(b)
 		res := readRawResults(t, c, 1, 2, 3)
 		for id, want := range map[uint16]string{1: `"QUERY_STRING": "one"`, 2: `"QUERY_STRING": "two"`} {
@@ -295,7 +269,7 @@ func TestProtocol(t *testing.T) {
 		if rc, err := readFcgiRec(c); err != nil || rc.typ != fcgiStdout {
 			t.Fatalf("no output from /slow: %+v %v", rc, err)
 		}
-		c.Write(fcgiRecord(fcgiAbortRequest, 1, nil))
+		c.Write(testkit.Record(fcgiAbortRequest, 1, nil, 0))
 		// Output stops: FCGI_END_REQUEST arrives (after at most what was in flight).
 		for {
 			rc, err := readFcgiRec(c)
@@ -321,8 +295,8 @@ func TestProtocol(t *testing.T) {
 	t.Run("params over --max-params get 431", func(t *testing.T) {
 		c := dialGateway(t, g.network, g.address)
 		b := fcgiBegin(1, roleResponder, true)
-		b = append(b, fcgiStream(fcgiParams, 1, fcgiPair("HTTP_COOKIE", strings.Repeat("c", 4000)))...)
-		b = append(b, fcgiStream(fcgiStdin, 1, nil)...)
+		b = append(b, testkit.Stream(fcgiParams, 1, testkit.Pair("HTTP_COOKIE", strings.Repeat("c", 4000)))...)
+		b = append(b, testkit.Stream(fcgiStdin, 1, nil)...)
 		c.Write(b)
 		if res := readRawResults(t, c, 1)[1]; res.status() != 431 {
 			t.Errorf("status %d, want 431: %q", res.status(), res.stdout)
@@ -387,7 +361,7 @@ func TestProtocol(t *testing.T) {
 			}
 		}
 		for _, id := range ids {
-			c.Write(fcgiRecord(fcgiAbortRequest, id, nil))
+			c.Write(testkit.Record(fcgiAbortRequest, id, nil, 0))
 		}
 		g.waitLog(t, "too many concurrent requests", 5*time.Second)
 	})

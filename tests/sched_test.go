@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/wsgi-fcgi/wsgi-fcgi/tests/internal/testkit"
 )
 
 // schedPolicyOf reads the scheduling policy of every thread of pid from /proc (field 41 of
@@ -56,13 +58,13 @@ func TestSchedBatch(t *testing.T) {
 			if got := schedPolicyOf(t, g.pid()); len(got) != 1 || got[tc.gateway] == 0 {
 				t.Errorf("gateway threads by policy: %v, want all %d", got, tc.gateway)
 			}
-			procs := descendantsOf(g.pid())
+			procs := testkit.Descendants(g.pid())
 			if len(procs) < 2 {
 				t.Fatalf("want the Python processes, found %v", procs)
 			}
 			for _, p := range procs {
-				if got := schedPolicyOf(t, p.pid); len(got) != 1 || got[normal] == 0 {
-					t.Errorf("python pid %d threads by policy: %v, want all normal", p.pid, got)
+				if got := schedPolicyOf(t, p.PID); len(got) != 1 || got[normal] == 0 {
+					t.Errorf("python pid %d threads by policy: %v, want all normal", p.PID, got)
 				}
 			}
 		})

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wsgi-fcgi/wsgi-fcgi/tests/internal/testkit"
 )
 
 // startSleeper starts GET /sleep?s=secs in the background and returns the pid of the worker
@@ -120,7 +122,7 @@ func TestGracefulStop(t *testing.T) {
 	g := startGateway(t, gatewayConfig{workers: 2})
 	n := startNginx(t, g.upstream)
 	g.waitWorkers(t, 2, nil, startTimeout)
-	workers := childrenOf(g.pid())
+	workers := testkit.Children(g.pid())
 
 	_, sleeper := startSleeper(t, g, n, 1.5)
 	g.terminate()
@@ -138,11 +140,11 @@ func TestGracefulStop(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for _, w := range workers {
-		for w.alive() && time.Now().Before(deadline) {
+		for w.Alive() && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
-		if w.alive() {
-			t.Errorf("worker %d still running after the gateway exited", w.pid)
+		if w.Alive() {
+			t.Errorf("worker %d still running after the gateway exited", w.PID)
 		}
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wsgi-fcgi/wsgi-fcgi/tests/internal/testkit"
 )
 
 const stall = time.Second // --stall-timeout of the abuse gateways
@@ -113,8 +115,8 @@ var hostiles = []hostile{
 	}},
 	{"params that never end", func(c *fconn) string {
 		c.c.Write(begin(1, true))
-		pairs := bytes.Repeat(pair("HTTP_X_FILL", strings.Repeat("f", 1000)), 32)
-		w := writeForever(c, record(typeParams, 1, pairs, 0), 32<<20)
+		pairs := bytes.Repeat(testkit.Pair("HTTP_X_FILL", strings.Repeat("f", 1000)), 32)
+		w := writeForever(c, testkit.Record(typeParams, 1, pairs, 0), 32<<20)
 		out := expect(ending(c, true), 431)
 		c.close()
 		<-w
@@ -125,18 +127,18 @@ var hostiles = []hostile{
 		p = append(p, 5)
 		p = append(p, "HTTP_X"...)
 		b := begin(1, true)
-		b = append(b, record(typeParams, 1, p, 0)...)
-		b = append(b, record(typeParams, 1, nil, 0)...)
-		b = append(b, stream(typeStdin, 1, nil)...)
+		b = append(b, testkit.Record(typeParams, 1, p, 0)...)
+		b = append(b, testkit.Record(typeParams, 1, nil, 0)...)
+		b = append(b, testkit.Stream(typeStdin, 1, nil)...)
 		c.c.Write(b)
 		return ending(c, true)
 	}},
 	{"endless stdin past CONTENT_LENGTH", func(c *fconn) string {
 		s := spec{method: "POST", path: "/echo", body: bytes.Repeat([]byte{'e'}, 100)}
 		b := begin(1, true)
-		b = append(b, stream(typeParams, 1, s.paramsBytes())...)
+		b = append(b, testkit.Stream(typeParams, 1, s.paramsBytes())...)
 		c.c.Write(b)
-		w := writeForever(c, record(typeStdin, 1, bytes.Repeat([]byte{'e'}, 32<<10), 0), 32<<20)
+		w := writeForever(c, testkit.Record(typeStdin, 1, bytes.Repeat([]byte{'e'}, 32<<10), 0), 32<<20)
 		out := expect(ending(c, true), 200)
 		c.close()
 		<-w
@@ -145,9 +147,9 @@ var hostiles = []hostile{
 	{"endless stdin, no length", func(c *fconn) string {
 		s := spec{method: "POST", path: "/echo", noLength: true}
 		b := begin(1, true)
-		b = append(b, stream(typeParams, 1, s.paramsBytes())...)
+		b = append(b, testkit.Stream(typeParams, 1, s.paramsBytes())...)
 		c.c.Write(b)
-		w := writeForever(c, record(typeStdin, 1, bytes.Repeat([]byte{'e'}, 32<<10), 0), 32<<20)
+		w := writeForever(c, testkit.Record(typeStdin, 1, bytes.Repeat([]byte{'e'}, 32<<10), 0), 32<<20)
 		out := expect(ending(c, true), 413)
 		c.close()
 		<-w
@@ -167,10 +169,10 @@ var hostiles = []hostile{
 				}
 				for len(part) > 0 {
 					n := min(len(part), 1+rand.IntN(700))
-					q = append(q, record(typ, id, part[:n], rand.IntN(8)))
+					q = append(q, testkit.Record(typ, id, part[:n], rand.IntN(8)))
 					part = part[n:]
 				}
-				q = append(q, record(typ, id, nil, 0))
+				q = append(q, testkit.Record(typ, id, nil, 0))
 			}
 			queues = append(queues, q)
 		}
@@ -217,11 +219,11 @@ var hostiles = []hostile{
 	}},
 	{"stray records", func(c *fconn) string {
 		var b []byte
-		b = append(b, record(typeStdin, 9, []byte("stray"), 0)...)
-		b = append(b, record(typeParams, 0, pair("A", "B"), 0)...)
-		b = append(b, record(typeAbort, 5, nil, 0)...)
-		b = append(b, record(typeEnd, 3, make([]byte, 8), 0)...)
-		b = append(b, record(typeStdout, 4, []byte("out"), 0)...)
+		b = append(b, testkit.Record(typeStdin, 9, []byte("stray"), 0)...)
+		b = append(b, testkit.Record(typeParams, 0, testkit.Pair("A", "B"), 0)...)
+		b = append(b, testkit.Record(typeAbort, 5, nil, 0)...)
+		b = append(b, testkit.Record(typeEnd, 3, make([]byte, 8), 0)...)
+		b = append(b, testkit.Record(typeStdout, 4, []byte("out"), 0)...)
 		b = append(b, get("/", "").bytes(2, true)...)
 		c.c.Write(b)
 		return ending(c, true)
@@ -237,7 +239,7 @@ var hostiles = []hostile{
 		return ending(c, false)
 	}},
 	{"unknown type, 64 KiB", func(c *fconn) string {
-		c.c.Write(record(byte(12+rand.IntN(240)), 0, make([]byte, 65535), 255))
+		c.c.Write(testkit.Record(byte(12+rand.IntN(240)), 0, make([]byte, 65535), 255))
 		if out := ending(c, true); out != "answered" {
 			return out
 		}
@@ -248,16 +250,16 @@ var hostiles = []hostile{
 		return "answered"
 	}},
 	{"short BEGIN", func(c *fconn) string {
-		c.c.Write(record(typeBegin, 1, []byte{0, 1, 1}, 0))
+		c.c.Write(testkit.Record(typeBegin, 1, []byte{0, 1, 1}, 0))
 		c.c.Write(get("/", "").bytes(1, true)[16:])
 		return ending(c, true)
 	}},
 	{"GET_VALUES with a cut pair", func(c *fconn) string {
-		c.c.Write(record(typeGetValues, 0, []byte{14, 200, 'F', 'C', 'G', 'I'}, 0))
+		c.c.Write(testkit.Record(typeGetValues, 0, []byte{14, 200, 'F', 'C', 'G', 'I'}, 0))
 		return ending(c, true)
 	}},
 	{"empty records, padded", func(c *fconn) string {
-		one := record(typeStdin, 7, nil, 255)
+		one := testkit.Record(typeStdin, 7, nil, 255)
 		w := writeForever(c, bytes.Repeat(one, 256), 2<<20)
 		<-w
 		r := c.do(2, get("/", ""), 10*time.Second)

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wsgi-fcgi/wsgi-fcgi/tests/internal/testkit"
 )
 
 // crashLoopAge: a worker that dies younger counts as a crash loop and its replacement is
@@ -70,9 +72,9 @@ func testKillWorkers(t *testing.T) {
 	tick := time.NewTicker(200 * time.Millisecond)
 	for time.Since(start) < runFor {
 		<-tick.C
-		var old []pstat
-		for _, c := range children(g.pid()) {
-			if c.age() > crashLoopAge+500*time.Millisecond {
+		var old []testkit.Stat
+		for _, c := range testkit.Children(g.pid()) {
+			if c.Age() > crashLoopAge+500*time.Millisecond {
 				old = append(old, c)
 			}
 		}
@@ -81,8 +83,8 @@ func testKillWorkers(t *testing.T) {
 			continue
 		}
 		v := old[rand.IntN(len(old))]
-		if err := syscall.Kill(v.pid, syscall.SIGKILL); err == nil {
-			kills = append(kills, kill{v.pid, time.Now()})
+		if err := syscall.Kill(v.PID, syscall.SIGKILL); err == nil {
+			kills = append(kills, kill{v.PID, time.Now()})
 		}
 	}
 	tick.Stop()
@@ -549,7 +551,7 @@ func testDrops(t *testing.T) {
 				}
 				got += len(rc.content)
 			}
-			c.c.Write(record(typeAbort, 1, nil, 0))
+			c.c.Write(testkit.Record(typeAbort, 1, nil, 0))
 			kind = "abort not ended"
 			for {
 				rc, err := c.read()

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wsgi-fcgi/wsgi-fcgi/tests/internal/testkit"
 )
 
 // Record types and the responder role (FastCGI 1.0, section 8).
@@ -37,43 +39,12 @@ const (
 	roleResponder    = 1
 )
 
-// record encodes one record with padding bytes after its content.
-func record(typ byte, id uint16, content []byte, padding int) []byte {
-	b := []byte{1, typ, byte(id >> 8), byte(id), byte(len(content) >> 8), byte(len(content)), byte(padding), 0}
-	b = append(b, content...)
-	return append(b, make([]byte, padding)...)
-}
-
-// pair encodes a name-value pair.
-func pair(name, value string) []byte {
-	var b []byte
-	for _, n := range []int{len(name), len(value)} {
-		if n < 128 {
-			b = append(b, byte(n))
-		} else {
-			b = binary.BigEndian.AppendUint32(b, uint32(n)|1<<31)
-		}
-	}
-	return append(append(b, name...), value...)
-}
-
-// stream is data cut into records of up to 65535 bytes, ended by an empty one.
-func stream(typ byte, id uint16, data []byte) []byte {
-	var b []byte
-	for len(data) > 0 {
-		n := min(len(data), 65535)
-		b = append(b, record(typ, id, data[:n], 0)...)
-		data = data[n:]
-	}
-	return append(b, record(typ, id, nil, 0)...)
-}
-
 func begin(id uint16, keep bool) []byte {
 	flags := byte(0)
 	if keep {
 		flags = 1
 	}
-	return record(typeBegin, id, []byte{0, roleResponder, flags, 0, 0, 0, 0, 0}, 0)
+	return testkit.Record(typeBegin, id, []byte{0, roleResponder, flags, 0, 0, 0, 0, 0}, 0)
 }
 
 // spec is one request.
@@ -102,7 +73,7 @@ func (s spec) paramsBytes() []byte {
 	}
 	var p []byte
 	for _, e := range append(kv, s.params...) {
-		p = append(p, pair(e[0], e[1])...)
+		p = append(p, testkit.Pair(e[0], e[1])...)
 	}
 	return p
 }
@@ -110,8 +81,8 @@ func (s spec) paramsBytes() []byte {
 // bytes is the whole request on the wire, with FCGI_KEEP_CONN as keep says.
 func (s spec) bytes(id uint16, keep bool) []byte {
 	b := begin(id, keep)
-	b = append(b, stream(typeParams, id, s.paramsBytes())...)
-	return append(b, stream(typeStdin, id, s.body)...)
+	b = append(b, testkit.Stream(typeParams, id, s.paramsBytes())...)
+	return append(b, testkit.Stream(typeStdin, id, s.body)...)
 }
 
 // result is what came back for one request.

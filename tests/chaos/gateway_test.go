@@ -5,8 +5,6 @@
 package chaos
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -19,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wsgi-fcgi/wsgi-fcgi/tests/internal/testkit"
 )
 
 const python = "/usr/bin/python3"
@@ -43,29 +43,11 @@ func missing(t *testing.T, format string, args ...any) {
 	t.Skipf(format+"; skipping", args...)
 }
 
-// logBuffer collects a process's output; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is a child process of the test.
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	out    logBuffer // stdout and stderr
+	out    testkit.LogBuffer // stdout and stderr
 	done   chan struct{}
 	state  *os.ProcessState
 	waited time.Time // when it exited
@@ -88,7 +70,7 @@ func startProc(t *testing.T, name string, cmd *exec.Cmd) *proc {
 		close(p.done)
 	}()
 	t.Cleanup(func() {
-		left := descendants(p.pid())
+		left := testkit.Descendants(p.pid())
 		if !p.exited() {
 			_ = p.cmd.Process.Signal(syscall.SIGTERM)
 			select {
@@ -101,12 +83,12 @@ func startProc(t *testing.T, name string, cmd *exec.Cmd) *proc {
 		}
 		deadline := time.Now().Add(5 * time.Second)
 		for _, d := range left {
-			for d.alive() && time.Now().Before(deadline) {
+			for d.Alive() && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
 			}
-			if d.alive() {
-				t.Errorf("%s exited but its descendant %d (%s) runs on: killing it", name, d.pid, d.comm)
-				_ = syscall.Kill(d.pid, syscall.SIGKILL)
+			if d.Alive() {
+				t.Errorf("%s exited but its descendant %d (%s) runs on: killing it", name, d.PID, d.Comm)
+				_ = syscall.Kill(d.PID, syscall.SIGKILL)
 			}
 		}
 		if t.Failed() {
@@ -224,8 +206,8 @@ func (g *gw) writeVersionFile(t *testing.T, src string) {
 // workerPIDs lists the gateway's live children: its Python workers.
 func (g *gw) workerPIDs() []int {
 	var pids []int
-	for _, p := range children(g.pid()) {
-		pids = append(pids, p.pid)
+	for _, p := range testkit.Children(g.pid()) {
+		pids = append(pids, p.PID)
 	}
 	return pids
 }
@@ -318,114 +300,15 @@ func (g *gw) waitIdle(t *testing.T, timeout time.Duration) status {
 	}
 }
 
-// ---- /proc ----
-
-// pstat is what the tests read of /proc/PID/stat.
-type pstat struct {
-	pid, ppid int
-	state     byte
-	start     uint64 // clock ticks after boot
-	comm      string
-}
-
-func readStat(pid int) (pstat, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return pstat{}, err
-	}
-	s := string(b)
-	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || end < open {
-		return pstat{}, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	f := strings.Fields(s[end+1:])
-	if len(f) < 20 {
-		return pstat{}, fmt.Errorf("short /proc/%d/stat", pid)
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	start, _ := strconv.ParseUint(f[19], 10, 64)
-	return pstat{pid: pid, ppid: ppid, state: f[0][0], start: start, comm: s[open+1 : end]}, nil
-}
-
-func (p pstat) alive() bool {
-	now, err := readStat(p.pid)
-	return err == nil && now.start == p.start && now.state != 'Z'
-}
-
-// age is how long the process has run (/proc/uptime against its start; ticks are 1/100 s).
-func (p pstat) age() time.Duration {
-	b, err := os.ReadFile("/proc/uptime")
-	if err != nil {
-		return 0
-	}
-	up, _ := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
-	return time.Duration((up - float64(p.start)/100) * float64(time.Second))
-}
-
-func allProcs() []pstat {
-	entries, _ := os.ReadDir("/proc")
-	var out []pstat
-	for _, e := range entries {
-		if pid, err := strconv.Atoi(e.Name()); err == nil {
-			if st, err := readStat(pid); err == nil {
-				out = append(out, st)
-			}
-		}
-	}
-	return out
-}
-
-func children(ppid int) []pstat {
-	var out []pstat
-	for _, p := range allProcs() {
-		if p.ppid == ppid && p.state != 'Z' {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func descendants(pid int) []pstat {
-	procs := allProcs()
-	var out []pstat
-	parents := map[int]bool{pid: true}
-	for changed := true; changed; {
-		changed = false
-		for _, p := range procs {
-			if parents[p.ppid] && !parents[p.pid] && p.state != 'Z' {
-				parents[p.pid] = true
-				out = append(out, p)
-				changed = true
-			}
-		}
-	}
-	return out
-}
-
-// statusField reads a field of /proc/PID/status as a number ("VmRSS" in KiB, "Threads").
-func statusField(pid int, field string) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if ok && name == field {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
-}
+// ---- /proc (tests/internal/testkit) ----
 
 func rssKiB(pid int) int64 {
-	n, _ := statusField(pid, "VmRSS")
+	n, _ := testkit.StatusField(pid, "VmRSS")
 	return n
 }
 
 func threads(pid int) int64 {
-	n, _ := statusField(pid, "Threads")
+	n, _ := testkit.StatusField(pid, "Threads")
 	return n
 }
 
@@ -441,9 +324,9 @@ func fds(pid int) int64 {
 func procList(pids []int) string {
 	var out []string
 	for _, pid := range pids {
-		st, err := readStat(pid)
+		st, err := testkit.ReadStat(pid)
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		out = append(out, fmt.Sprintf("%d (%c, %v old, %v): %s", pid, st.state, st.age().Round(time.Millisecond), err,
+		out = append(out, fmt.Sprintf("%d (%c, %v old, %v): %s", pid, st.State, st.Age().Round(time.Millisecond), err,
 			strings.ReplaceAll(string(cmdline), "\x00", " ")))
 	}
 	return strings.Join(out, "; ")
@@ -517,8 +400,8 @@ func sample(pid int) *sampler {
 func (s *sampler) once() {
 	rss := rssKiB(s.pid)
 	var w int64
-	for _, c := range children(s.pid) {
-		w = max(w, rssKiB(c.pid))
+	for _, c := range testkit.Children(s.pid) {
+		w = max(w, rssKiB(c.PID))
 	}
 	s.mu.Lock()
 	s.peak, s.workers = max(s.peak, rss), max(s.workers, w)

@@ -16,36 +16,20 @@ package chaos
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wsgi-fcgi/wsgi-fcgi/tests/internal/testkit"
 )
 
 // gatewayBin is the wsgi-fcgi binary TestMain builds.
 var gatewayBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "wsgi-fcgi-chaos-bin-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "chaos: %v\n", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	gatewayBin = filepath.Join(dir, "wsgi-fcgi")
-	build := exec.Command("go", "build", "-o", gatewayBin, "./cmd/wsgi-fcgi")
-	build.Dir = repoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "chaos: go build ./cmd/wsgi-fcgi: %v\n%s", err, out)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testkit.RunWithGateway(m, repoRoot(), "chaos", &gatewayBin))
 }
 
 // repoRoot is the repository root: go test runs in the package's directory.

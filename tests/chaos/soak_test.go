@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgi-fcgi/wsgi-fcgi/tests/internal/testkit"
 	"github.com/yookoala/gofast"
 )
 
@@ -173,8 +174,8 @@ func testSoak(t *testing.T) {
 	for time.Since(start) < length {
 		<-tick.C
 		var w int64
-		for _, c := range children(g.pid()) {
-			w = max(w, rssKiB(c.pid))
+		for _, c := range testkit.Children(g.pid()) {
+			w = max(w, rssKiB(c.PID))
 		}
 		u := g.usage()
 		mu.Lock()
