@@ -124,6 +124,10 @@ type Options struct {
 	// (SCHED_OTHER), whatever policy the gateway has: set when the gateway has put itself
 	// under SCHED_BATCH (cmd/wsgi-fcgi, sched.go), which children inherit.
 	NormalSched bool
+	// WorkerNice, when set, is the nice value every Python process is given as it starts
+	// (setpriority(2)): set when the gateway runs at another (cmd/wsgi-fcgi, --priority),
+	// which children inherit. Raising a nice value needs no privilege.
+	WorkerNice *int
 	// Preload imports the app once in a master process that forks the workers (copy-on-write
 	// memory, gc.freeze(); a replacement is ready without an import).
 	Preload bool

@@ -250,7 +250,7 @@ func (p *Pool) runnerCommand(threads int, extra ...string) *exec.Cmd {
 }
 
 // startCommand starts cmd with its stdout and stderr as pipes to relay, under the normal
-// scheduling policy with Options.NormalSched.
+// scheduling policy with Options.NormalSched and at Options.WorkerNice.
 func (p *Pool) startCommand(cmd *exec.Cmd) (stdout, stderr io.ReadCloser, err error) {
 	// On a failed Start, exec closes the pipes it made.
 	stdout, err = cmd.StdoutPipe()
@@ -263,6 +263,11 @@ func (p *Pool) startCommand(cmd *exec.Cmd) (stdout, stderr io.ReadCloser, err er
 	if err == nil && p.opts.NormalSched {
 		if serr := setNormalSched(cmd.Process.Pid); serr != nil {
 			p.log.Warn("cannot put the worker under the normal scheduling policy", "pid", cmd.Process.Pid, "error", serr)
+		}
+	}
+	if err == nil && p.opts.WorkerNice != nil {
+		if serr := syscall.Setpriority(syscall.PRIO_PROCESS, cmd.Process.Pid, *p.opts.WorkerNice); serr != nil {
+			p.log.Warn("cannot set the worker's nice value", "pid", cmd.Process.Pid, "nice", *p.opts.WorkerNice, "error", serr)
 		}
 	}
 	return stdout, stderr, err

@@ -50,6 +50,7 @@ type Config struct {
 	QueueTimeout      time.Duration `envconfig:"QUEUE_TIMEOUT" default:"30s"`
 	SendAhead         SendAhead     `envconfig:"SEND_AHEAD" default:"true"`
 	SchedBatch        bool          `envconfig:"SCHED_BATCH" default:"true"`
+	Priority          Priority      `envconfig:"PRIORITY"`
 	StartTimeout      time.Duration `envconfig:"START_TIMEOUT" default:"60s"`
 	DrainTimeout      time.Duration `envconfig:"DRAIN_TIMEOUT" default:"30s"`
 	PM                string        `envconfig:"PM" default:"static"`
@@ -104,6 +105,7 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.QueueTimeout, "queue-timeout", c.QueueTimeout, "longest wait for a free worker before 503")
 	fs.Var(&c.SendAhead, "send-ahead", "static pool with every worker busy: send a request without a body to stream ahead to a worker whose request began less than 4 times the average request time ago (1ms to 10ms), so the worker finds it the moment it is done: true (2 per worker), a number of requests per worker (1 to 16), or false (it waits in the queue for an idle worker)")
 	fs.BoolVar(&c.SchedBatch, "sched-batch", c.SchedBatch, "run the gateway's threads under SCHED_BATCH: its wake-ups do not preempt the workers, and it relays several records per wake-up; the workers keep the normal policy (false: the gateway keeps the policy it was started with)")
+	fs.Var(&c.Priority, "priority", "nice `VALUE` (-20 to 19) of the gateway's threads, like nginx's worker_priority; the workers keep the one the gateway started with. Below that needs root or CAP_SYS_NICE; unset: unchanged")
 	fs.DurationVar(&c.StartTimeout, "start-timeout", c.StartTimeout, "longest time a worker may take to import the app")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, how long running requests may take to finish")
 	fs.StringVar(&c.PM, "pm", c.PM, "process manager (php-fpm's pm): static (--workers workers), dynamic (between --pm-min-spare and --pm-max-spare idle, at most --workers) or ondemand (started per request, stopped after --pm-idle-timeout idle)")
@@ -279,6 +281,38 @@ func (a *SendAhead) String() string {
 
 // IsBoolFlag lets --send-ahead stand alone, meaning true.
 func (a *SendAhead) IsBoolFlag() bool { return true }
+
+// Priority is --priority: a nice value for the gateway's threads, or unset (the zero value)
+// to leave the one it was started with.
+type Priority struct {
+	Nice  int
+	Given bool
+}
+
+// Set parses s (flag.Value): a nice value from -20 to 19, or "" for unset.
+func (p *Priority) Set(s string) error {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		*p = Priority{}
+		return nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < -20 || n > 19 {
+		return fmt.Errorf("invalid priority %q (want a nice value from -20 to 19)", s)
+	}
+	*p = Priority{Nice: n, Given: true}
+	return nil
+}
+
+// Decode parses s for envconfig.
+func (p *Priority) Decode(s string) error { return p.Set(s) }
+
+func (p *Priority) String() string {
+	if !p.Given {
+		return ""
+	}
+	return strconv.Itoa(p.Nice)
+}
 
 // ByteSize is a size in bytes written with an optional unit: 1048576, 512KiB, 100MiB, 1GiB,
 // 10MB (decimal units are accepted too).

@@ -56,6 +56,28 @@ func TestSendAheadSetting(t *testing.T) {
 	})
 }
 
+// TestPrioritySetting: --priority and WSGI_FCGI_PRIORITY read a nice value from -20 to 19;
+// unset by default, and an empty value unsets it.
+func TestPrioritySetting(t *testing.T) {
+	nice := func(n int) func(c *Config) bool {
+		return func(c *Config) bool { return c.Priority == Priority{Nice: n, Given: true} }
+	}
+	unset := func(c *Config) bool { return c.Priority == Priority{} }
+	runConfigCases(t, []configCase{
+		{name: "default", check: unset},
+		{name: "flag", args: []string{"--priority=-10"}, check: nice(-10)},
+		{name: "zero is a value", args: []string{"--priority", "0"}, check: nice(0)},
+		{name: "env", env: map[string]string{"WSGI_FCGI_PRIORITY": "5"}, check: nice(5)},
+		{name: "flag wins over env", env: map[string]string{"WSGI_FCGI_PRIORITY": "5"}, args: []string{"--priority=-3"}, check: nice(-3)},
+		{name: "empty flag unsets env", env: map[string]string{"WSGI_FCGI_PRIORITY": "5"}, args: []string{"--priority="}, check: unset},
+		{name: "lowest", args: []string{"--priority=-20"}, check: nice(-20)},
+		{name: "highest", args: []string{"--priority=19"}, check: nice(19)},
+		{name: "below range", args: []string{"--priority=-21"}, wantErr: "invalid priority"},
+		{name: "above range", args: []string{"--priority=20"}, wantErr: "invalid priority"},
+		{name: "not a number", env: map[string]string{"WSGI_FCGI_PRIORITY": "high"}, wantErr: "PRIORITY"},
+	})
+}
+
 func TestByteSize(t *testing.T) {
 	cases := map[string]int64{"0": 0, "1048576": 1 << 20, "512KiB": 512 << 10, "100MiB": 100 << 20, "1GiB": 1 << 30, "10MB": 10e6, "2G": 2 << 30, " 5 MiB ": 5 << 20}
 	for in, want := range cases {

@@ -75,6 +75,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			log.Warn("the gateway stays under the normal scheduling policy", "error", err)
 		}
 	}
+	var workerNice *int
+	if cfg.Priority.Given {
+		started, changed, err := setGatewayNice(cfg.Priority.Nice)
+		if err != nil {
+			log.Warn("the gateway keeps its priority", "nice", started, "want", cfg.Priority.Nice, "error", err)
+		}
+		if changed {
+			workerNice = &started
+		}
+	}
 
 	demo := cfg.App == ""
 	var pythonPath []string
@@ -121,6 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		NoSendAhead:       cfg.SendAhead == 0,
 		SendAheadDepth:    int(cfg.SendAhead),
 		NormalSched:       batch,
+		WorkerNice:        workerNice,
 		StartTimeout:      cfg.StartTimeout,
 		TrackRequests:     cfg.StatusPath != "",
 		Logger:            log.Named("pyrunner"),

@@ -1,8 +1,9 @@
-// sched.go: the gateway's scheduling policy (sched(7)).
+// sched.go: the gateway's scheduling policy and priority (sched(7)).
 
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -32,40 +33,112 @@ const (
 // runs; see README, "Performance"). When a CPU is idle the woken
 // thread runs at once, as before: a lone request's latency does not change.
 //
-// Threads the runtime starts later inherit the policy of the thread that starts them; passes
-// over /proc/self/task repeat until one finds no thread left to change.
+// Threads the runtime starts later inherit the policy of the thread that starts them
+// (forEachThread).
 func setBatchScheduling() (bool, error) {
+	startedNormal := true
+	changed, err := forEachThread(func(tid int, first bool) (bool, error) {
+		policy, err := schedPolicy(tid)
+		if err != nil {
+			return false, nil // the thread has exited
+		}
+		switch {
+		case policy == schedBatch:
+			return false, nil
+		case policy != schedNormal:
+			if first {
+				startedNormal = false // started under a policy of the user's choosing
+				return false, errStop
+			}
+			return false, nil
+		}
+		if err := setSchedPolicy(tid, schedBatch); err != nil {
+			return false, fmt.Errorf("SCHED_BATCH for thread %d: %w", tid, err)
+		}
+		return true, nil
+	})
+	if !startedNormal {
+		return false, nil
+	}
+	return changed, err
+}
+
+// setGatewayNice gives every thread of the gateway the nice value nice (--priority) and
+// returns the one the process started with, which the workers are given back
+// (pyrunner.Options.WorkerNice), as children inherit it. It reports whether it changed
+// anything.
+//
+// On Linux the nice value is a thread's: setpriority(2) with PRIO_PROCESS and a thread id sets
+// that thread alone. A value below the one started with needs CAP_SYS_NICE (root) or room
+// under RLIMIT_NICE; without either, the first thread's EACCES/EPERM is returned and nothing
+// has changed.
+//
+// Why a web server's priority is worth giving the gateway: it is the one process every request
+// goes through twice (in and out), woken by every record, with a few microseconds of work
+// each time. Sharing CPUs with the web server, it waits behind it in the run queue for its
+// turn while the workers it would feed have nothing to do (see README, "Performance").
+func setGatewayNice(nice int) (started int, changed bool, err error) {
+	started, err = niceOf(0)
+	if err != nil {
+		return 0, false, err
+	}
+	changed, err = forEachThread(func(tid int, _ bool) (bool, error) {
+		cur, err := niceOf(tid)
+		if err != nil || cur == nice {
+			return false, nil // exited, or already set
+		}
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil {
+			return false, fmt.Errorf("nice %d for thread %d: %w", nice, tid, err)
+		}
+		return true, nil
+	})
+	return started, changed, err
+}
+
+// niceOf is the nice value of thread tid (0: the calling thread). The getpriority system call
+// returns 20 minus it, so that no valid value looks like an error (getpriority(2), NOTES).
+func niceOf(tid int) (int, error) {
+	prio, err := syscall.Getpriority(syscall.PRIO_PROCESS, tid)
+	if err != nil {
+		return 0, fmt.Errorf("nice value of thread %d: %w", tid, err)
+	}
+	return 20 - prio, nil
+}
+
+// errStop ends forEachThread early without an error.
+var errStop = errors.New("stop")
+
+// forEachThread calls set for every thread of the process, in passes over /proc/self/task,
+// until a pass changes none: a thread the runtime starts meanwhile inherits from the thread
+// that starts it, which may not have been changed yet. set reports whether it changed the
+// thread; first is true during the first pass. It reports whether any thread changed. At most
+// ten passes: the runtime starts a handful of threads, not a stream.
+func forEachThread(set func(tid int, first bool) (bool, error)) (bool, error) {
+	changedAny := false
 	for pass := 0; pass < 10; pass++ {
 		tids, err := threadIDs()
 		if err != nil {
-			return pass > 0, err
+			return changedAny, err
 		}
 		changed := 0
 		for _, tid := range tids {
-			policy, err := schedPolicy(tid)
+			c, err := set(tid, pass == 0)
+			if c {
+				changed++
+				changedAny = true
+			}
+			if errors.Is(err, errStop) {
+				return changedAny, nil
+			}
 			if err != nil {
-				continue // the thread has exited
+				return changedAny, err
 			}
-			switch policy {
-			case schedBatch:
-				continue
-			case schedNormal:
-			default:
-				if pass == 0 {
-					return false, nil // started under a policy of the user's choosing
-				}
-				continue
-			}
-			if err := setSchedPolicy(tid, schedBatch); err != nil {
-				return pass > 0 || changed > 0, fmt.Errorf("SCHED_BATCH for thread %d: %w", tid, err)
-			}
-			changed++
 		}
 		if changed == 0 {
-			return true, nil
+			return changedAny, nil
 		}
 	}
-	return true, nil
+	return changedAny, nil
 }
 
 // threadIDs lists the threads of the process.

@@ -3,6 +3,7 @@ package main
 import (
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -75,4 +76,74 @@ func TestSetBatchScheduling(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nices counts the threads of the test process by nice value.
+func nices(t *testing.T) map[int]int {
+	t.Helper()
+	tids, err := threadIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := map[int]int{}
+	for _, tid := range tids {
+		if v, err := niceOf(tid); err == nil {
+			n[v]++
+		}
+	}
+	return n
+}
+
+// TestSetGatewayNice: every thread gets the nice value and reports the one it started with;
+// asking for the value it already has changes nothing. Raising a nice value needs no
+// privilege; the test puts it back when it may (as root), else the test process ends nicer.
+func TestSetGatewayNice(t *testing.T) {
+	start, err := niceOf(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if start >= 19 {
+		t.Skipf("already at nice %d: no higher value to set", start)
+	}
+	defer func() {
+		for tid := range mustThreadIDs(t) {
+			syscall.Setpriority(syscall.PRIO_PROCESS, tid, start) // EACCES unless root: left nicer
+		}
+	}()
+	cases := []struct {
+		name    string
+		nice    int
+		changed bool
+	}{
+		{name: "one step nicer", nice: start + 1, changed: true},
+		{name: "the same again", nice: start + 1, changed: false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			started, changed, err := setGatewayNice(tc.nice)
+			if err != nil || changed != tc.changed {
+				t.Fatalf("setGatewayNice(%d) = %d, %v, %v; want changed %v", tc.nice, started, changed, err, tc.changed)
+			}
+			if tc.changed && started != start {
+				t.Errorf("started = %d, want %d", started, start)
+			}
+			if got := nices(t); len(got) != 1 || got[tc.nice] == 0 {
+				t.Errorf("threads by nice value: %v, want all %d", got, tc.nice)
+			}
+		})
+	}
+}
+
+// mustThreadIDs is threadIDs as a set, failing the test on an error.
+func mustThreadIDs(t *testing.T) map[int]bool {
+	t.Helper()
+	tids, err := threadIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := make(map[int]bool, len(tids))
+	for _, tid := range tids {
+		set[tid] = true
+	}
+	return set
 }
