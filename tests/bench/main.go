@@ -4,6 +4,7 @@
 //
 //	go run ./tests/bench                              # all apps, all peers, 5 s each
 //	go run ./tests/bench -apps flask -duration 10s -reps 3 -out results.jsonl
+//	go run ./tests/bench -gateway-args=--priority=-10        # wsgi-fcgi with more flags
 //
 // Load comes from wrk over HTTP/1.1 keep-alive to nginx; nginx speaks FastCGI over a unix
 // socket to wsgi-fcgi (kept connections) and uWSGI (a connection per request: uWSGI closes
@@ -58,7 +59,8 @@ type settings struct {
 	duration    time.Duration
 	reps        int
 	python      string
-	gateway     string // wsgi-fcgi binary
+	gateway     string   // wsgi-fcgi binary
+	gatewayArgs []string // more flags for it (-gateway-args)
 	out         string
 	dir         string // scratch: sockets, configs, logs
 	appDir      string
@@ -80,7 +82,7 @@ type result struct {
 
 func main() {
 	var s settings
-	var apps, peers string
+	var apps, peers, gatewayArgs string
 	flag.StringVar(&apps, "apps", "hello,flask,post,django", "workloads to run: hello, flask, post, django")
 	flag.StringVar(&peers, "peers", "wsgi-fcgi,uwsgi,gunicorn", "servers to compare")
 	flag.IntVar(&s.workers, "workers", 2, "Python worker processes of every peer")
@@ -89,8 +91,10 @@ func main() {
 	flag.IntVar(&s.reps, "reps", 1, "repetitions of the whole matrix (the table shows medians)")
 	flag.StringVar(&s.python, "python", "/usr/bin/python3", "Python with Flask and Django")
 	flag.StringVar(&s.out, "out", "", "also write one JSON line per measurement to this file")
+	flag.StringVar(&gatewayArgs, "gateway-args", "", "more flags for wsgi-fcgi, separated by spaces (e.g. \"--priority=-10 --send-ahead=4\")")
 	flag.Parse()
 	s.apps, s.peers = strings.Split(apps, ","), strings.Split(peers, ",")
+	s.gatewayArgs = strings.Fields(gatewayArgs)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -223,8 +227,9 @@ func startPeer(s *settings, peer string, w workload, sock string) (*proc, string
 	case "wsgi-fcgi":
 		// --preload: the app imported once and the workers forked, as uWSGI does by default
 		// (without --lazy-apps); gunicorn's default imports in each worker.
-		cmd = exec.Command(s.gateway, "--app", app, "--chdir", s.appDir, "--python", s.python,
-			"--workers", workers, "--listen", sock, "--log-level", "warn", "--preload")
+		args := []string{"--app", app, "--chdir", s.appDir, "--python", s.python,
+			"--workers", workers, "--listen", sock, "--log-level", "warn", "--preload"}
+		cmd = exec.Command(s.gateway, append(args, s.gatewayArgs...)...)
 		upstream = fmt.Sprintf(`upstream peer { server unix:%s; keepalive 32; }
 	location / { include fastcgi_params; fastcgi_pass peer; fastcgi_keep_conn on; }`, sock)
 	case "uwsgi":
