@@ -12,9 +12,16 @@ import (
 	"github.com/wsgi-fcgi/wsgi-fcgi/tests/internal/testkit"
 )
 
-// schedPolicyOf reads the scheduling policy of every thread of pid from /proc (field 41 of
-// stat: 0 normal, 3 batch).
-func schedPolicyOf(t *testing.T, pid int) map[int]int {
+// schedPolicyOf counts the threads of pid by scheduling policy (field 41 of stat: 0 normal, 3
+// batch).
+func schedPolicyOf(t *testing.T, pid int) map[int]int { return threadsByStatField(t, pid, 41) }
+
+// nicesOf counts the threads of pid by nice value (field 19 of stat).
+func nicesOf(t *testing.T, pid int) map[int]int { return threadsByStatField(t, pid, 19) }
+
+// threadsByStatField counts the threads of pid by the value of a numeric field of their
+// /proc stat line (numbered from 1, as in proc(5)).
+func threadsByStatField(t *testing.T, pid, field int) map[int]int {
 	t.Helper()
 	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
@@ -27,12 +34,12 @@ func schedPolicyOf(t *testing.T, pid int) map[int]int {
 			continue // the thread has exited
 		}
 		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		policy, err := strconv.Atoi(f[38]) // field 41; f[0] is field 3
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // f[0] is field 3
+		v, err := strconv.Atoi(f[field-3])
 		if err != nil {
-			t.Fatalf("policy of %d/%s: %v", pid, e.Name(), err)
+			t.Fatalf("field %d of %d/%s: %v", field, pid, e.Name(), err)
 		}
-		n[policy]++
+		n[v]++
 	}
 	return n
 }
@@ -69,30 +76,6 @@ func TestSchedBatch(t *testing.T) {
 			}
 		})
 	}
-}
-
-// nicesOf reads the nice value of every thread of pid from /proc (field 19 of stat).
-func nicesOf(t *testing.T, pid int) map[int]int {
-	t.Helper()
-	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := map[int]int{}
-	for _, e := range entries {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, e.Name()))
-		if err != nil {
-			continue // the thread has exited
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		nice, err := strconv.Atoi(f[16]) // field 19; f[0] is field 3
-		if err != nil {
-			t.Fatalf("nice value of %d/%s: %v", pid, e.Name(), err)
-		}
-		n[nice]++
-	}
-	return n
 }
 
 // TestPriority: --priority gives every thread of the gateway that nice value, and every Python

@@ -20,7 +20,14 @@ func setAllThreads(t *testing.T, policy int) {
 }
 
 // policies counts the threads of the test process by policy.
-func policies(t *testing.T) map[int]int {
+func policies(t *testing.T) map[int]int { return countThreads(t, schedPolicy) }
+
+// nices counts the threads of the test process by nice value.
+func nices(t *testing.T) map[int]int { return countThreads(t, niceOf) }
+
+// countThreads counts the threads of the test process by what get says of each; a thread
+// that exits meanwhile is skipped.
+func countThreads(t *testing.T, get func(tid int) (int, error)) map[int]int {
 	t.Helper()
 	tids, err := threadIDs()
 	if err != nil {
@@ -28,8 +35,8 @@ func policies(t *testing.T) map[int]int {
 	}
 	n := map[int]int{}
 	for _, tid := range tids {
-		if p, err := schedPolicy(tid); err == nil {
-			n[p]++
+		if v, err := get(tid); err == nil {
+			n[v]++
 		}
 	}
 	return n
@@ -76,22 +83,6 @@ func TestSetBatchScheduling(t *testing.T) {
 			}
 		})
 	}
-}
-
-// nices counts the threads of the test process by nice value.
-func nices(t *testing.T) map[int]int {
-	t.Helper()
-	tids, err := threadIDs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := map[int]int{}
-	for _, tid := range tids {
-		if v, err := niceOf(tid); err == nil {
-			n[v]++
-		}
-	}
-	return n
 }
 
 // TestSetGatewayNice: every thread gets the nice value and reports the one it started with;
