@@ -12,12 +12,11 @@ import (
 	"github.com/wsgi-fcgi/wsgi-fcgi/tests/internal/testkit"
 )
 
-// schedPolicyOf counts the threads of pid by scheduling policy (field 41 of stat: 0 normal, 3
-// batch).
-func schedPolicyOf(t *testing.T, pid int) map[int]int { return threadsByStatField(t, pid, 41) }
-
-// nicesOf counts the threads of pid by nice value (field 19 of stat).
-func nicesOf(t *testing.T, pid int) map[int]int { return threadsByStatField(t, pid, 19) }
+// Fields of /proc/PID/task/TID/stat (proc(5)).
+const (
+	statNice   = 19
+	statPolicy = 41 // 0 normal, 3 batch
+)
 
 // threadsByStatField counts the threads of pid by the value of a numeric field of their
 // /proc stat line (numbered from 1, as in proc(5)).
@@ -60,21 +59,29 @@ func TestSchedBatch(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			g := startGateway(t, gatewayConfig{workers: 2, args: tc.args})
-			g.mustFcgiGet(t, "/pid", "")
-			if got := schedPolicyOf(t, g.pid()); len(got) != 1 || got[tc.gateway] == 0 {
-				t.Errorf("gateway threads by policy: %v, want all %d", got, tc.gateway)
-			}
-			procs := testkit.Descendants(g.pid())
-			if len(procs) < 2 {
-				t.Fatalf("want the Python processes, found %v", procs)
-			}
-			for _, p := range procs {
-				if got := schedPolicyOf(t, p.PID); len(got) != 1 || got[normal] == 0 {
-					t.Errorf("python pid %d threads by policy: %v, want all normal", p.PID, got)
-				}
-			}
+			checkThreads(t, tc.args, statPolicy, tc.gateway, normal)
 		})
+	}
+}
+
+// checkThreads starts a gateway with args and checks a numeric field of every thread's /proc
+// stat line (numbered as in proc(5)): gateway in the gateway's threads, python in those of
+// every Python process under it (a preload master and its workers too).
+func checkThreads(t *testing.T, args []string, field, gateway, python int) {
+	t.Helper()
+	g := startGateway(t, gatewayConfig{workers: 2, args: args})
+	g.mustFcgiGet(t, "/pid", "")
+	if got := threadsByStatField(t, g.pid(), field); len(got) != 1 || got[gateway] == 0 {
+		t.Errorf("gateway threads by field %d: %v, want all %d", field, got, gateway)
+	}
+	procs := testkit.Descendants(g.pid())
+	if len(procs) < 2 {
+		t.Fatalf("want the Python processes, found %v", procs)
+	}
+	for _, p := range procs {
+		if got := threadsByStatField(t, p.PID, field); len(got) != 1 || got[python] == 0 {
+			t.Errorf("python pid %d threads by field %d: %v, want all %d", p.PID, field, got, python)
+		}
 	}
 }
 
@@ -85,7 +92,7 @@ func TestPriority(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("a nice value below the one started with needs root")
 	}
-	own := nicesOf(t, os.Getpid())
+	own := threadsByStatField(t, os.Getpid(), statNice)
 	start := -100
 	for v := range own {
 		start = v
@@ -104,20 +111,7 @@ func TestPriority(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			g := startGateway(t, gatewayConfig{workers: 2, args: tc.args})
-			g.mustFcgiGet(t, "/pid", "")
-			if got := nicesOf(t, g.pid()); len(got) != 1 || got[tc.gateway] == 0 {
-				t.Errorf("gateway threads by nice value: %v, want all %d", got, tc.gateway)
-			}
-			procs := testkit.Descendants(g.pid())
-			if len(procs) < 2 {
-				t.Fatalf("want the Python processes, found %v", procs)
-			}
-			for _, p := range procs {
-				if got := nicesOf(t, p.PID); len(got) != 1 || got[start] == 0 {
-					t.Errorf("python pid %d threads by nice value: %v, want all %d", p.PID, got, start)
-				}
-			}
+			checkThreads(t, tc.args, statNice, tc.gateway, start)
 		})
 	}
 }

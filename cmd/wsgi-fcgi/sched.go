@@ -3,7 +3,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -36,31 +35,20 @@ const (
 // Threads the runtime starts later inherit the policy of the thread that starts them
 // (forEachThread).
 func setBatchScheduling() (bool, error) {
-	startedNormal := true
-	changed, err := forEachThread(func(tid int, first bool) (bool, error) {
-		policy, err := schedPolicy(tid)
-		if err != nil {
-			return false, nil // the thread has exited
-		}
-		switch {
-		case policy == schedBatch:
-			return false, nil
-		case policy != schedNormal:
-			if first {
-				startedNormal = false // started under a policy of the user's choosing
-				return false, errStop
-			}
-			return false, nil
+	if policy, err := schedPolicy(0); err != nil {
+		return false, fmt.Errorf("scheduling policy: %w", err)
+	} else if policy != schedNormal && policy != schedBatch {
+		return false, nil // started under a policy of the user's choosing
+	}
+	return forEachThread(func(tid int) (bool, error) {
+		if policy, err := schedPolicy(tid); err != nil || policy != schedNormal {
+			return false, nil // exited, already batch, or of the user's choosing
 		}
 		if err := setSchedPolicy(tid, schedBatch); err != nil {
 			return false, fmt.Errorf("SCHED_BATCH for thread %d: %w", tid, err)
 		}
 		return true, nil
 	})
-	if !startedNormal {
-		return false, nil
-	}
-	return changed, err
 }
 
 // setGatewayNice gives every thread of the gateway the nice value nice (--priority) and
@@ -82,7 +70,7 @@ func setGatewayNice(nice int) (started int, changed bool, err error) {
 	if err != nil {
 		return 0, false, err
 	}
-	changed, err = forEachThread(func(tid int, _ bool) (bool, error) {
+	changed, err = forEachThread(func(tid int) (bool, error) {
 		cur, err := niceOf(tid)
 		if err != nil || cur == nice {
 			return false, nil // exited, or already set
@@ -105,15 +93,12 @@ func niceOf(tid int) (int, error) {
 	return 20 - prio, nil
 }
 
-// errStop ends forEachThread early without an error.
-var errStop = errors.New("stop")
-
 // forEachThread calls set for every thread of the process, in passes over /proc/self/task,
 // until a pass changes none: a thread the runtime starts meanwhile inherits from the thread
 // that starts it, which may not have been changed yet. set reports whether it changed the
-// thread; first is true during the first pass. It reports whether any thread changed. At most
-// ten passes: the runtime starts a handful of threads, not a stream.
-func forEachThread(set func(tid int, first bool) (bool, error)) (bool, error) {
+// thread. It reports whether any thread changed. At most ten passes: the runtime starts a
+// handful of threads, not a stream.
+func forEachThread(set func(tid int) (bool, error)) (bool, error) {
 	changedAny := false
 	for pass := 0; pass < 10; pass++ {
 		tids, err := threadIDs()
@@ -122,13 +107,10 @@ func forEachThread(set func(tid int, first bool) (bool, error)) (bool, error) {
 		}
 		changed := 0
 		for _, tid := range tids {
-			c, err := set(tid, pass == 0)
+			c, err := set(tid)
 			if c {
 				changed++
 				changedAny = true
-			}
-			if errors.Is(err, errStop) {
-				return changedAny, nil
 			}
 			if err != nil {
 				return changedAny, err
