@@ -52,6 +52,7 @@ var readerPool sync.Pool
 type conn struct {
 	srv    *Server
 	rwc    io.ReadWriteCloser
+	raw    *rawConn // rwc, when it is one
 	remote net.Addr
 
 	// Owned by the read loop.
@@ -94,9 +95,11 @@ type conn struct {
 }
 
 func newConn(s *Server, rwc io.ReadWriteCloser, remote net.Addr) *conn {
+	raw, _ := rwc.(*rawConn)
 	c := &conn{
 		srv:     s,
 		rwc:     rwc,
+		raw:     raw,
 		remote:  remote,
 		reqs:    make(map[uint16]*request),
 		sweepAt: minSweep,
@@ -115,6 +118,9 @@ func (c *conn) serve() {
 		c.br = bufio.NewReaderSize(c.rwc, readBufSize)
 	}
 	err := c.readLoop()
+	if c.raw != nil {
+		c.raw.endReads()
+	}
 
 	// An error after the connection was closed on purpose is the echo of
 	// that close; EOF is the web server closing, which is its right.
@@ -189,7 +195,16 @@ func (c *conn) readHeader(h *header) error {
 		// not stall.
 		if c.br.Buffered() == 0 {
 			c.armStall(false)
-			if _, err := c.br.Peek(1); err != nil {
+			if c.raw != nil {
+				// A request in progress will still write to the connection
+				// (its FCGI_END_REQUEST at least): see rawConn.pump.
+				c.raw.replyDue = c.active.Load() > 0
+			}
+			_, err := c.br.Peek(1)
+			if c.raw != nil {
+				c.raw.replyDue = false
+			}
+			if err != nil {
 				if err == io.EOF {
 					return io.EOF
 				}
@@ -757,8 +772,8 @@ func (c *conn) writeBuffers(aborted *atomic.Bool, v *net.Buffers) error {
 		return ErrConnClosed
 	}
 	var err error
-	if rc, ok := c.rwc.(*rawConn); ok {
-		_, err = rc.writeBuffers(*v)
+	if c.raw != nil {
+		_, err = c.raw.writeBuffers(*v)
 		*v = (*v)[:0]
 	} else {
 		_, err = v.WriteTo(c.rwc)

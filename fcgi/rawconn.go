@@ -5,7 +5,9 @@ package fcgi
 
 import (
 	"io"
+	"iter"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -19,21 +21,39 @@ import (
 // way in it wakes the runtime's monitor thread whenever that thread is parked, which it is
 // whenever the process went idle between requests. On a virtual machine where waking a thread
 // costs several microseconds, that was one futex wake, and a burst of 20 µs sleeps by the
-// monitor, per request (see README.md, "Performance"). A raw system call skips both. Deadlines,
-// Close and the poller's readiness work exactly as for the wrapped conn, through its
-// syscall.RawConn.
+// monitor, per request (see README.md, "Performance"). A raw system call skips both. Deadlines
+// and the poller's readiness work exactly as for the wrapped conn, through its
+// syscall.RawConn; reads keep one RawConn.Read open across calls (see pump), and Close
+// shuts the socket down while they do.
 type rawConn struct {
 	net.Conn
 	rc syscall.RawConn
 
-	// The pending call's arguments and results, so that the callbacks handed to rc are method
-	// values made once, not a closure allocated per call. A read (the read loop) and a write
+	// The pending call's arguments and results, so that the callbacks handed to rc are made
+	// once, not a closure allocated per call. A read (the read loop) and a write
 	// (a handler) may run at the same time, so each has its own; writes are serialised by
 	// the conn's write mutex. Every write is a writev: Write is one of a single buffer.
 	rbuf   []byte
 	rn     int
 	rerrno syscall.Errno
-	rfn    func(fd uintptr) bool
+	rerr   error // the poller's
+	eagain int   // reads that found nothing: for the tests
+
+	// replyDue: the caller reads between records while a request is in progress, which will
+	// still write to the socket; set by the connection's read loop around such a read (see
+	// pump). waitAllowed: the socket is a unix socket.
+	replyDue    bool
+	waitAllowed bool
+
+	// The pump (see pump): next and stop from iter.Pull, made by the first Read.
+	next func() (struct{}, bool)
+	stop func()
+
+	// Between the first Read and endReads the pump may hold the descriptor's read lock, and
+	// Close defers the descriptor's close to endReads (closeWanted).
+	mu          sync.Mutex
+	pumping     bool
+	closeWanted bool
 
 	wn     int
 	werrno syscall.Errno
@@ -54,42 +74,146 @@ func newRawConn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	r := &rawConn{Conn: c, rc: rc}
-	r.rfn, r.wvfn = r.doRead, r.doWritev
+	_, unix := c.(*net.UnixConn)
+	r := &rawConn{Conn: c, rc: rc, waitAllowed: unix}
+	r.wvfn = r.doWritev
 	return r
 }
 
-func (r *rawConn) doRead(fd uintptr) bool {
+// pump is the sequence behind Read (iter.Pull runs it as a coroutine): one
+// syscall.RawConn.Read held open across the caller's reads, so that the poller's readiness
+// survives between them.
+//
+// Why: every RawConn.Read begins by forgetting any readiness the poller recorded (the runtime's
+// poller is edge-triggered, and prepareRead resets the descriptor's read state), so it must
+// try the read before it may wait. On a keep-alive connection the web server sends the next
+// request only after the response, so that first try returned EAGAIN once per request: one
+// system call in five of the gateway's on the hello path. Held open, the callback knows what
+// the last read did. A read that returned less than it asked for emptied the socket (a stream
+// socket's read takes everything queued, up to the buffer's size), and data that arrives later
+// raises a new edge, which the poller keeps for the wait: the next read may wait first.
+//
+// The end of the stream is the exception: it raises no edge of its own when it comes together
+// with data, so a read that waits first would miss it. The pump waits first only when the
+// end, had it come, cannot stay unseen:
+//   - the socket is a unix socket: a peer that only half-closed raises an edge again when it
+//     closes for good (a TCP peer does not);
+//   - the caller is between records, and a request is in progress (replyDue): its answer is
+//     still to be written, and a write to a closed peer fails, which closes the connection
+//     from this side and raises an edge (Close);
+//   - and the last read emptied the socket.
+//
+// That is the read after each request on a kept connection, the one that returned EAGAIN.
+// Every other read is tried at once: inside a record a web server that sent part of it and
+// closed gets "truncated record"; between requests one that closed is seen at once.
+//
+// The callback holds the descriptor's read lock while it is suspended in yield, between the
+// caller's reads, so Close must not wait for it (see Close).
+func (r *rawConn) pump(yield func(struct{}) bool) {
 	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&r.rbuf[0])), uintptr(len(r.rbuf)))
-		switch e {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false // wait in the poller, then try again
+		stopped := false
+		err := r.rc.Read(func(fd uintptr) bool {
+			for {
+				n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&r.rbuf[0])), uintptr(len(r.rbuf)))
+				switch e {
+				case syscall.EINTR:
+					continue
+				case syscall.EAGAIN:
+					r.eagain++
+					return false // wait in the poller, then try again
+				}
+				r.rn, r.rerrno = int(n), e
+				emptied := e == 0 && n > 0 && int(n) < len(r.rbuf)
+				if !yield(struct{}{}) {
+					stopped = true
+					return true
+				}
+				if emptied && r.replyDue && r.waitAllowed {
+					return false // wait for the next edge before reading
+				}
+			}
+		})
+		if stopped {
+			return
 		}
-		r.rn, r.rerrno = int(n), e
-		return true
+		// The poller's error (deadline, closed): the caller gets it, and a later Read starts
+		// a new RawConn.Read, which tries the descriptor first.
+		r.rerr = err
+		if !yield(struct{}{}) {
+			return
+		}
 	}
 }
 
 // Read reads like net.Conn's Read: io.EOF at the end, a deadline error past the deadline.
+// One goroutine reads (the connection's read loop); it calls endReads when it is done.
 func (r *rawConn) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	r.rbuf, r.rn, r.rerrno = b, 0, 0
-	err := r.rc.Read(r.rfn)
+	if r.next == nil {
+		r.mu.Lock()
+		r.pumping = true
+		r.mu.Unlock()
+		r.next, r.stop = iter.Pull(r.pump)
+	}
+	r.rbuf, r.rn, r.rerrno, r.rerr = b, 0, 0, nil
+	_, ok := r.next()
 	r.rbuf = nil
 	switch {
-	case err != nil:
-		return 0, &net.OpError{Op: "read", Net: "raw", Addr: r.RemoteAddr(), Err: err}
+	case !ok:
+		return 0, &net.OpError{Op: "read", Net: "raw", Addr: r.RemoteAddr(), Err: net.ErrClosed}
+	case r.rerr != nil:
+		return 0, &net.OpError{Op: "read", Net: "raw", Addr: r.RemoteAddr(), Err: r.rerr}
 	case r.rerrno != 0:
 		return 0, &net.OpError{Op: "read", Net: "raw", Addr: r.RemoteAddr(), Err: r.rerrno}
 	case r.rn == 0:
 		return 0, io.EOF
 	}
 	return r.rn, nil
+}
+
+// endReads ends the reads: the pump stops and releases the descriptor's read lock, and a
+// Close that came while it was held closes the descriptor now. The reading goroutine calls it
+// once it reads no more.
+func (r *rawConn) endReads() {
+	r.mu.Lock()
+	closeNow := r.closeWanted
+	r.pumping, r.closeWanted = false, false
+	r.mu.Unlock()
+	if r.stop != nil {
+		r.stop()
+	}
+	if closeNow {
+		r.Conn.Close()
+	}
+}
+
+// Close closes the connection. While reads are running, net.Conn's Close would wait for the
+// pump to release the read lock, which only the reading goroutine can make it do, and that
+// goroutine may be the caller, or may be waiting for the caller. So Close shuts the socket
+// down instead: the web server sees the connection closed now, the pump's next read returns
+// end of file, and endReads closes the descriptor.
+func (r *rawConn) Close() error {
+	r.mu.Lock()
+	if !r.pumping {
+		r.mu.Unlock()
+		return r.Conn.Close()
+	}
+	if r.closeWanted {
+		r.mu.Unlock()
+		return net.ErrClosed
+	}
+	r.closeWanted = true
+	r.mu.Unlock()
+	var err error
+	if cerr := r.rc.Control(func(fd uintptr) { err = syscall.Shutdown(int(fd), syscall.SHUT_RDWR) }); cerr != nil {
+		return cerr
+	}
+	if err == syscall.ENOTCONN { // the peer is gone already: reads see the end anyway
+		err = nil
+	}
+	return err
 }
 
 // Write writes all of b, waiting in the poller while the socket buffer is full.
