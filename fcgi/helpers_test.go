@@ -320,3 +320,22 @@ var echoHandler = HandlerFunc(func(w *ResponseWriter, r *Request) {
 	w.Write([]byte("Content-Type: text/plain\r\n\r\n"))
 	w.Write(body)
 })
+
+// unixPair returns both ends of a new unix socket connection: the accepted one (server) and
+// the dialled one (client). The test closes them.
+func unixPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if client, err = net.Dial("unix", l.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	if server, err = l.Accept(); err != nil {
+		client.Close()
+		t.Fatal(err)
+	}
+	return server, client
+}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -19,21 +18,10 @@ type rawTest struct {
 	readers sync.WaitGroup
 }
 
-func rawPair(t *testing.T) (*rawConn, net.Conn, *rawTest) {
+// rawPair returns a rawTest over a new unix socket connection; its cleanup ends the reads.
+func rawPair(t *testing.T) *rawTest {
 	t.Helper()
-	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "s"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	client, err := net.Dial("unix", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	server, client := unixPair(t)
 	r, ok := newRawConn(server).(*rawConn)
 	if !ok {
 		t.Fatal("a unix conn is not wrapped")
@@ -45,7 +33,7 @@ func rawPair(t *testing.T) (*rawConn, net.Conn, *rawTest) {
 		rt.readers.Wait()
 		r.endReads()
 	})
-	return r, client, rt
+	return rt
 }
 
 // readWithin reads once into a fresh buffer, failing the test if the read takes longer
@@ -87,7 +75,8 @@ func TestRawConnIdleReadWaitsForReadiness(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, client, _ := rawPair(t)
+			rt := rawPair(t)
+			r, client := rt.r, rt.client
 			const rounds = 200
 			msg := make([]byte, 100)
 			go func() {
@@ -122,7 +111,8 @@ func TestRawConnIdleReadWaitsForReadiness(t *testing.T) {
 // Part of a record and the end of the stream, arriving together, raise one edge: the read
 // inside the record that follows must see the end at once, not wait for another edge.
 func TestRawConnEndAfterDataInsideRecord(t *testing.T) {
-	r, client, rt := rawPair(t)
+	rt := rawPair(t)
+	r, client := rt.r, rt.client
 	client.Write([]byte{1, 1, 0})
 	client.(*net.UnixConn).CloseWrite()
 	time.Sleep(20 * time.Millisecond) // both have arrived before the first read
@@ -149,7 +139,8 @@ func TestRawConnCloseWhileReading(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, client, rt := rawPair(t)
+			rt := rawPair(t)
+			r, client := rt.r, rt.client
 			client.Write([]byte("x"))
 			r.replyDue = true
 			if n, err := rt.readWithin(t, 64, 5*time.Second); n != 1 || err != nil {

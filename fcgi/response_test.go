@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"testing"
 )
 
@@ -166,20 +165,8 @@ func TestSmallResponseOneWrite(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l, err := net.Listen("unix", filepath.Join(t.TempDir(), "s"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
-			client, err := net.Dial("unix", l.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
+			sc, client := unixPair(t)
 			defer client.Close()
-			sc, err := l.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
 			cc := &countingConn{Conn: sc}
 			srv := &Server{Handler: tt.handler}
 			done := make(chan struct{})
