@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -810,4 +811,86 @@ func TestCloseWakesBlockedReadLoop(t *testing.T) {
 		t.Fatal("read loop still blocked after Close")
 	}
 	expectClosed(t, c)
+}
+
+// goroutineID is the number runtime.Stack prints for the calling goroutine.
+func goroutineID() string {
+	b := make([]byte, 64)
+	b = b[:runtime.Stack(b, false)]
+	id, _, _ := strings.Cut(strings.TrimPrefix(string(b), "goroutine "), " ")
+	return id
+}
+
+// Requests sent one after another on a connection run on one handler goroutine, which ends
+// when the connection does; requests in progress at once (multiplexed) each get their own.
+// A handler that calls runtime.Goexit costs its goroutine and its connection only.
+func TestHandlerGoroutineReused(t *testing.T) {
+	var mu sync.Mutex
+	ids := map[string]int{}
+	release := make(chan struct{})
+	ts := startServer(t, "unix", HandlerFunc(func(w *ResponseWriter, r *Request) {
+		mu.Lock()
+		ids[goroutineID()]++
+		mu.Unlock()
+		if _, ok := r.Params.Get("HOLD"); ok {
+			<-release
+		}
+		if _, ok := r.Params.Get("GOEXIT"); ok {
+			w.Write([]byte("Status: 200\r\n\r\n"))
+			runtime.Goexit()
+		}
+		echoHandler(w, r)
+	}))
+	seen := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ids)
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 5 s: %s", what)
+			}
+		}
+	}
+
+	c := ts.dial(t)
+	for range 10 {
+		c.Write(simpleRequest(1, flagKeepConn, nil, []byte("x")))
+		readResponse(t, c, 1)
+	}
+	if n := seen(); n != 1 {
+		t.Errorf("10 requests one after another ran on %d goroutines, want 1: %v", n, ids)
+	}
+	var first string
+	for id := range ids {
+		first = id
+	}
+	c.Close()
+	waitFor("goroutine "+first+" still exists after its connection closed", func() bool {
+		all := make([]byte, 1<<20)
+		all = all[:runtime.Stack(all, true)]
+		return !bytes.Contains(all, []byte("goroutine "+first+" ["))
+	})
+
+	// Two at once on a second connection.
+	mu.Lock()
+	clear(ids)
+	mu.Unlock()
+	c2 := ts.dial(t)
+	c2.Write(simpleRequest(1, flagKeepConn, map[string]string{"HOLD": "1"}, nil))
+	c2.Write(simpleRequest(2, flagKeepConn, map[string]string{"HOLD": "1"}, nil))
+	waitFor("two requests in progress at once did not run on 2 goroutines", func() bool { return seen() == 2 })
+	close(release)
+	readResponses(t, c2, 1, 2)
+
+	// Goexit ends that request's goroutine and its connection; the server goes on.
+	c2.Write(simpleRequest(1, flagKeepConn, map[string]string{"GOEXIT": "1"}, nil))
+	expectClosed(t, c2)
+	c3 := ts.dial(t)
+	c3.Write(simpleRequest(1, flagKeepConn, nil, []byte("after")))
+	if resp := readResponse(t, c3, 1); !bytes.HasSuffix(resp.stdout, []byte("after")) {
+		t.Errorf("after a Goexit: stdout %q", resp.stdout)
+	}
 }
