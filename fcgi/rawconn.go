@@ -8,6 +8,7 @@ import (
 	"iter"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -54,6 +55,7 @@ type rawConn struct {
 	mu          sync.Mutex
 	pumping     bool
 	closeWanted bool
+	shut        atomic.Bool // Close has shut the socket down, or is about to: never wait first
 
 	wn     int
 	werrno syscall.Errno
@@ -101,6 +103,8 @@ func newRawConn(c net.Conn) net.Conn {
 //   - the caller is between records, and a request is in progress (replyDue): its answer is
 //     still to be written, and a write to a closed peer fails, which closes the connection
 //     from this side and raises an edge (Close);
+//   - the connection is not closed from this side already (shut): then no write is left to
+//     fail, and the edge of that close may have come together with the last data read;
 //   - and the last read emptied the socket.
 //
 // That is the read after each request on a kept connection, the one that returned EAGAIN.
@@ -128,7 +132,7 @@ func (r *rawConn) pump(yield func(struct{}) bool) {
 					stopped = true
 					return true
 				}
-				if emptied && r.replyDue && r.waitAllowed {
+				if emptied && r.replyDue && r.waitAllowed && !r.shut.Load() {
 					return false // wait for the next edge before reading
 				}
 			}
@@ -206,6 +210,7 @@ func (r *rawConn) Close() error {
 	}
 	r.closeWanted = true
 	r.mu.Unlock()
+	r.shut.Store(true) // before the shutdown's edge: a pump that saw false waits and gets it
 	var err error
 	if cerr := r.rc.Control(func(fd uintptr) { err = syscall.Shutdown(int(fd), syscall.SHUT_RDWR) }); cerr != nil {
 		return cerr

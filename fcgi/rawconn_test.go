@@ -253,3 +253,28 @@ func TestServerSeesWebServerClose(t *testing.T) {
 		}
 	}
 }
+
+// Data from the web server and a Close from this side, both while the reader is busy,
+// raise one wake-up between them: the read after the data must not wait for another, even
+// with a reply due (a closed connection writes nothing more to fail).
+func TestRawConnDataThenOwnClose(t *testing.T) {
+	rt := rawPair(t)
+	r, client := rt.r, rt.client
+	client.Write([]byte("a"))
+	r.replyDue = true
+	if n, err := rt.readWithin(t, 64, 5*time.Second); n != 1 || err != nil {
+		t.Fatalf("first read: %d, %v", n, err)
+	}
+	client.Write([]byte("b"))
+	time.Sleep(20 * time.Millisecond)
+	if err := r.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n, err := rt.readWithin(t, 64, 5*time.Second); n != 1 || err != nil {
+		t.Fatalf("read of the data: %d, %v", n, err)
+	}
+	if n, err := rt.readWithin(t, 64, 5*time.Second); n != 0 || err != io.EOF {
+		t.Fatalf("read after Close: %d, %v; want end of file", n, err)
+	}
+}
