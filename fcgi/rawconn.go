@@ -51,11 +51,11 @@ type rawConn struct {
 	stop func()
 
 	// Between the first Read and endReads the pump may hold the descriptor's read lock, and
-	// Close defers the descriptor's close to endReads (closeWanted).
-	mu          sync.Mutex
-	pumping     bool
-	closeWanted bool
-	shut        atomic.Bool // Close has shut the socket down, or is about to: never wait first
+	// Close shuts the socket down (shut) and leaves the descriptor's close to endReads. shut
+	// changes under mu, and the pump reads it without: once it is set, never wait first.
+	mu      sync.Mutex
+	pumping bool
+	shut    atomic.Bool
 
 	wn     int
 	werrno syscall.Errno
@@ -182,8 +182,8 @@ func (r *rawConn) Read(b []byte) (int, error) {
 // once it reads no more.
 func (r *rawConn) endReads() {
 	r.mu.Lock()
-	closeNow := r.closeWanted
-	r.pumping, r.closeWanted = false, false
+	closeNow := r.pumping && r.shut.Load()
+	r.pumping = false
 	r.mu.Unlock()
 	if r.stop != nil {
 		r.stop()
@@ -204,13 +204,12 @@ func (r *rawConn) Close() error {
 		r.mu.Unlock()
 		return r.Conn.Close()
 	}
-	if r.closeWanted {
+	if r.shut.Load() {
 		r.mu.Unlock()
 		return net.ErrClosed
 	}
-	r.closeWanted = true
-	r.mu.Unlock()
 	r.shut.Store(true) // before the shutdown's edge: a pump that saw false waits and gets it
+	r.mu.Unlock()
 	var err error
 	if cerr := r.rc.Control(func(fd uintptr) { err = syscall.Shutdown(int(fd), syscall.SHUT_RDWR) }); cerr != nil {
 		return cerr

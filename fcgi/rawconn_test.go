@@ -36,27 +36,44 @@ func rawPair(t *testing.T) *rawTest {
 	return rt
 }
 
-// readWithin reads once into a fresh buffer, failing the test if the read takes longer
-// than d: a read that waits for an edge that never comes must fail, not hang.
-func (rt *rawTest) readWithin(t *testing.T, size int, d time.Duration) (int, error) {
-	t.Helper()
-	type result struct {
-		n   int
-		err error
-	}
-	done := make(chan result, 1)
+// readWait bounds every read of these tests: a read that waits for an edge that never comes
+// must fail the test, not hang it.
+const readWait = 5 * time.Second
+
+type readResult struct {
+	n   int
+	err error
+}
+
+// startRead reads once, into a fresh 64-byte buffer, in another goroutine.
+func (rt *rawTest) startRead() <-chan readResult {
+	done := make(chan readResult, 1)
 	rt.readers.Add(1)
 	go func() {
 		defer rt.readers.Done()
-		n, err := rt.r.Read(make([]byte, size))
-		done <- result{n, err}
+		n, err := rt.r.Read(make([]byte, 64))
+		done <- readResult{n, err}
 	}()
+	return done
+}
+
+// await returns the result of a read startRead started, failing the test past readWait.
+func await(t *testing.T, done <-chan readResult) readResult {
+	t.Helper()
 	select {
 	case res := <-done:
-		return res.n, res.err
-	case <-time.After(d):
-		t.Fatalf("read still waiting after %v", d)
-		return 0, nil
+		return res
+	case <-time.After(readWait):
+		t.Fatalf("read still waiting after %v", readWait)
+		return readResult{}
+	}
+}
+
+// expectRead reads once and fails the test unless the read returns n bytes and err.
+func (rt *rawTest) expectRead(t *testing.T, what string, n int, err error) {
+	t.Helper()
+	if res := await(t, rt.startRead()); res.n != n || res.err != err {
+		t.Fatalf("%s: %d, %v; want %d, %v", what, res.n, res.err, n, err)
 	}
 }
 
@@ -117,13 +134,9 @@ func TestRawConnEndAfterDataInsideRecord(t *testing.T) {
 	client.(*net.UnixConn).CloseWrite()
 	time.Sleep(20 * time.Millisecond) // both have arrived before the first read
 	r.replyDue = true
-	if n, err := rt.readWithin(t, 64, 5*time.Second); n != 3 || err != nil {
-		t.Fatalf("first read: %d, %v", n, err)
-	}
+	rt.expectRead(t, "first read", 3, nil)
 	r.replyDue = false
-	if n, err := rt.readWithin(t, 64, 5*time.Second); n != 0 || err != io.EOF {
-		t.Fatalf("second read: %d, %v; want end of file", n, err)
-	}
+	rt.expectRead(t, "second read", 0, io.EOF)
 }
 
 // Close while the pump holds the read lock (suspended between reads, or waiting for
@@ -143,17 +156,10 @@ func TestRawConnCloseWhileReading(t *testing.T) {
 			r, client := rt.r, rt.client
 			client.Write([]byte("x"))
 			r.replyDue = true
-			if n, err := rt.readWithin(t, 64, 5*time.Second); n != 1 || err != nil {
-				t.Fatalf("read: %d, %v", n, err)
-			}
-			readDone := make(chan error, 1)
+			rt.expectRead(t, "read", 1, nil)
+			var waiting <-chan readResult
 			if tt.waiting {
-				rt.readers.Add(1)
-				go func() {
-					defer rt.readers.Done()
-					_, err := r.Read(make([]byte, 64))
-					readDone <- err
-				}()
+				waiting = rt.startRead()
 				time.Sleep(20 * time.Millisecond)
 			}
 			closed := make(chan error, 1)
@@ -163,25 +169,18 @@ func TestRawConnCloseWhileReading(t *testing.T) {
 				if err != nil {
 					t.Errorf("Close: %v", err)
 				}
-			case <-time.After(5 * time.Second):
+			case <-time.After(readWait):
 				t.Fatal("Close waits for the reads")
 			}
-			client.SetReadDeadline(time.Now().Add(5 * time.Second))
+			client.SetReadDeadline(time.Now().Add(readWait))
 			if n, err := client.Read(make([]byte, 8)); err != io.EOF {
 				t.Errorf("web server's read: %d, %v; want end of file", n, err)
 			}
-			var err error
-			if tt.waiting {
-				select {
-				case err = <-readDone:
-				case <-time.After(5 * time.Second):
-					t.Fatal("a waiting read did not end")
-				}
-			} else {
-				_, err = rt.readWithin(t, 64, 5*time.Second)
+			if !tt.waiting {
+				waiting = rt.startRead()
 			}
-			if err != io.EOF {
-				t.Errorf("read after Close: %v; want end of file", err)
+			if res := await(t, waiting); res.n != 0 || res.err != io.EOF {
+				t.Errorf("read after Close: %d, %v; want end of file", res.n, res.err)
 			}
 			r.endReads()
 			if err := r.rc.Control(func(uintptr) {}); !errors.Is(err, net.ErrClosed) {
@@ -262,19 +261,13 @@ func TestRawConnDataThenOwnClose(t *testing.T) {
 	r, client := rt.r, rt.client
 	client.Write([]byte("a"))
 	r.replyDue = true
-	if n, err := rt.readWithin(t, 64, 5*time.Second); n != 1 || err != nil {
-		t.Fatalf("first read: %d, %v", n, err)
-	}
+	rt.expectRead(t, "first read", 1, nil)
 	client.Write([]byte("b"))
 	time.Sleep(20 * time.Millisecond)
 	if err := r.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	time.Sleep(20 * time.Millisecond)
-	if n, err := rt.readWithin(t, 64, 5*time.Second); n != 1 || err != nil {
-		t.Fatalf("read of the data: %d, %v", n, err)
-	}
-	if n, err := rt.readWithin(t, 64, 5*time.Second); n != 0 || err != io.EOF {
-		t.Fatalf("read after Close: %d, %v; want end of file", n, err)
-	}
+	rt.expectRead(t, "read of the data", 1, nil)
+	rt.expectRead(t, "read after Close", 0, io.EOF)
 }
