@@ -165,7 +165,7 @@ func TestMaxRequestsJitter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(p.dir)
+	defer p.source.Close()
 	limits := map[int]bool{}
 	p.mu.Lock()
 	for range 200 {

@@ -12,7 +12,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -204,8 +203,7 @@ func (o *Options) fill() {
 type Pool struct {
 	opts   Options
 	log    hclog.Logger
-	dir    string // private temp dir holding runner.py
-	script string
+	source *os.File // runner.py: an unlinked temp file every runner reads (runnerBootstrap)
 
 	mu      sync.Mutex
 	workers map[*worker]struct{} // every worker not yet Exited
@@ -253,26 +251,20 @@ type startResult struct {
 	err error
 }
 
-// New prepares a pool: it writes the runner to a private temp dir. No process starts yet.
+// New prepares a pool: it writes the runner to an unlinked temp file. No process starts yet.
 func New(opts Options) (*Pool, error) {
 	opts.fill()
 	if opts.App == "" {
 		return nil, errors.New("pyrunner: no app given")
 	}
-	dir, err := os.MkdirTemp("", "wsgi-fcgi-")
+	source, err := unlinkedCopy(runnerSource)
 	if err != nil {
-		return nil, fmt.Errorf("runner dir: %w", err)
-	}
-	script := filepath.Join(dir, "wsgi_fcgi_runner.py")
-	if err := os.WriteFile(script, runnerSource, 0o600); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("write runner: %w", err)
+		return nil, fmt.Errorf("runner source: %w", err)
 	}
 	return &Pool{
 		opts:     opts,
 		log:      opts.Logger,
-		dir:      dir,
-		script:   script,
+		source:   source,
 		workers:  make(map[*worker]struct{}),
 		masters:  make(map[int]*masterSlot),
 		started:  make(chan startResult),
@@ -281,6 +273,24 @@ func New(opts Options) (*Pool, error) {
 		reloadCh: make(chan chan error),
 		stop:     make(chan struct{}),
 	}, nil
+}
+
+// unlinkedCopy returns a descriptor of a file holding data that has no name on disk: it is
+// gone once the last process holding it closes it or exits.
+func unlinkedCopy(data []byte) (*os.File, error) {
+	f, err := os.CreateTemp("", "wsgi-fcgi-runner-*.py")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	return f, nil
 }
 
 // initialProcesses is how many processes Start starts: Ondemand starts one, to prove the app
@@ -862,7 +872,7 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	}
 	p.wg.Wait() // spawn goroutines kill the processes they were starting
 	p.closeMasters()
-	os.RemoveAll(p.dir)
+	p.source.Close()
 	return err
 }
 

@@ -119,8 +119,7 @@ func (p *Pool) startMaster(gen int) (*master, error) {
 		childFile.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	cmd := p.runnerCommand(0, "--preload")
-	cmd.ExtraFiles = []*os.File{childFile}
+	cmd := p.runnerCommand([]*os.File{childFile}, 0, "--preload")
 	stdout, stderr, err := p.startCommand(cmd)
 	childFile.Close()
 	if err != nil {

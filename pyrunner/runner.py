@@ -43,6 +43,14 @@ import sys
 import threading
 import traceback
 
+# The gateway starts the runner with python3 -c and a line that reads this file's source from
+# a descriptor and runs it (pyrunner/worker.go, runnerBootstrap): the source is left in this
+# global, where it would stay alive in every process.
+globals().pop("_runner_source", None)
+# The runner's directory, which Python put first on sys.path, when it runs as a file (python3
+# runner.py, as its tests run it); None under python3 -c.
+RUNNER_DIR = os.path.dirname(os.path.realpath(__file__)) if "__file__" in globals() else None
+
 PROTOCOL_VERSION = 1
 COOKIE_VAR = "WSGI_FCGI_RUNNER_COOKIE"
 COOKIE = "wsgi-fcgi-runner-v1"
@@ -870,11 +878,12 @@ def import_traceback(exc):
 def set_path(chdir, pythonpath):
     """Change directory and put it first on sys.path, then the --pythonpath entries (as gunicorn).
 
-    Without --chdir the current directory goes first, as gunicorn's default chdir does. The
-    runner's own (temporary) directory, which Python put at sys.path[0], is removed.
+    Without --chdir the current directory goes first, as gunicorn's default chdir does. What
+    Python put at sys.path[0] goes: "" (python3 -c, as the gateway starts the runner: the
+    directory it started in) or the runner's own directory (python3 runner.py).
     """
-    here = os.path.realpath(os.path.dirname(os.path.abspath(__file__)))
-    if sys.path and os.path.realpath(sys.path[0] or ".") == here:
+    first = sys.path[0] if sys.path else None
+    if first == "" or (first is not None and os.path.realpath(first) == RUNNER_DIR):
         del sys.path[0]
     if chdir:
         try:

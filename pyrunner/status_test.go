@@ -3,7 +3,6 @@ package pyrunner
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -177,7 +176,7 @@ func BenchmarkHandout(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer os.RemoveAll(p.dir) // no process was started: nothing else to stop
+			defer p.source.Close() // no process was started: nothing else to stop
 			pr := &process{done: make(chan struct{})}
 			w := &worker{pool: p, p: pr}
 			pr.slots = []*worker{w}

@@ -160,8 +160,7 @@ func (pl *Pool) execProcess(p *process) error {
 	if err != nil {
 		return err
 	}
-	cmd := pl.runnerCommand(len(p.slots))
-	cmd.ExtraFiles = files
+	cmd := pl.runnerCommand(files, len(p.slots))
 	stdout, stderr, err := pl.startCommand(cmd)
 	closeFiles(files)
 	if err != nil {
@@ -206,11 +205,22 @@ func (p *process) handshake(pl *Pool) error {
 	return nil
 }
 
-// runnerCommand is the command line of the runner: its channels on fds 3 and up (threads of
-// them, two fds each; 0 for a preload master, whose control socket is fd 3), then its stack
-// pipe.
-func (p *Pool) runnerCommand(threads int, extra ...string) *exec.Cmd {
-	args := []string{p.script, "--app", p.opts.App}
+// runnerBootstrap is the program the runner starts as (python3 -c): it reads the runner's
+// source from the descriptor the gateway passes (%[1]d, %[2]d bytes), closes it and runs the
+// source as the __main__ module. '<wsgi-fcgi runner>' is the name tracebacks and stack dumps
+// show for the runner's frames (the angle brackets keep linecache from looking for a file of
+// that name). __main__ gets no __file__: multiprocessing's spawn and forkserver children
+// would try to run it as a path.
+const runnerBootstrap = "import os;_runner_source=os.pread(%[1]d,%[2]d,0);os.close(%[1]d);" +
+	"exec(compile(_runner_source,'<wsgi-fcgi runner>','exec'))"
+
+// runnerCommand is the command line of the runner, given the descriptors it inherits (from
+// fd 3): its channels (threads of them, two fds each; for a preload master, threads 0, its
+// control socket), then its stack pipe. The runner's source follows them: an unlinked file,
+// so that a gateway that dies leaves nothing behind on disk, even killed by SIGKILL.
+func (p *Pool) runnerCommand(files []*os.File, threads int, extra ...string) *exec.Cmd {
+	sourceFD := 3 + len(files)
+	args := []string{"-c", fmt.Sprintf(runnerBootstrap, sourceFD, len(runnerSource)), "--app", p.opts.App}
 	if p.opts.Chdir != "" {
 		args = append(args, "--chdir", p.opts.Chdir)
 	}
@@ -221,6 +231,7 @@ func (p *Pool) runnerCommand(threads int, extra ...string) *exec.Cmd {
 		args = append(args, "--debug")
 	}
 	cmd := exec.Command(p.opts.Python, append(args, extra...)...)
+	cmd.ExtraFiles = append(append([]*os.File(nil), files...), p.source)
 	// Each channel is two pipes, "R:W": the worker reads requests from fd R and writes
 	// frames to fd W ("3:4", or "3:4,5:6,7:8" with --threads 3). A preload master gets its
 	// control socket alone ("3").
