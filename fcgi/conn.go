@@ -463,6 +463,12 @@ func (c *conn) beginRequest(id uint16, n int) error {
 	if c.active.Load() > 0 {
 		c.mpxPeer = true
 	}
+	if keepConn && c.raw != nil && !c.raw.quietTried {
+		// A kept connection: its write-space wake-ups would come once per request.
+		c.wmu.Lock()
+		c.raw.quietWriteSpace(&c.srv.poller)
+		c.wmu.Unlock()
+	}
 	req := newRequest(c, id, role, keepConn)
 	req.body.spoolDir, req.body.spoolMax = c.srv.SpoolDir, c.srv.maxSpool()
 	c.reqs[id] = req

@@ -57,6 +57,12 @@ type rawConn struct {
 	pumping bool
 	shut    atomic.Bool
 
+	// Write-space wake-ups (writespace.go), under the conn's write lock: quietTried once
+	// quietWriteSpace ran, quiet when it took EPOLLOUT out of reg, outArmed while a write
+	// that found the buffer full has put it back.
+	quietTried, quiet, outArmed bool
+	reg                         registration
+
 	wn     int
 	werrno syscall.Errno
 	iov    []syscall.Iovec
@@ -257,6 +263,17 @@ func (r *rawConn) doWritev(fd uintptr) bool {
 			consume(&r.wvbuf, int(n))
 		case syscall.EINTR:
 		case syscall.EAGAIN:
+			if r.quiet && !r.outArmed {
+				// Wait for room: the runtime's poller must hear of it (writespace.go).
+				if err := r.reg.set(int(fd), true); err != nil {
+					r.werrno = syscall.EIO
+					if errno, ok := err.(syscall.Errno); ok {
+						r.werrno = errno
+					}
+					return true
+				}
+				r.outArmed = true
+			}
 			return false
 		default:
 			r.werrno = e
@@ -264,6 +281,21 @@ func (r *rawConn) doWritev(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// quietWriteSpace takes EPOLLOUT out of a unix connection's registration in the runtime's
+// poller, once (writespace.go). The caller holds the conn's write lock.
+func (r *rawConn) quietWriteSpace(p *runtimePoller) {
+	if r.quietTried || !r.waitAllowed {
+		return
+	}
+	r.quietTried = true
+	r.rc.Control(func(fd uintptr) {
+		reg, err := p.find(int(fd))
+		if err == nil && reg.set(int(fd), false) == nil {
+			r.reg, r.quiet = reg, true
+		}
+	})
 }
 
 // consume drops the first n bytes of *v.
@@ -286,6 +318,10 @@ func (r *rawConn) writeBuffers(v [][]byte) (int64, error) { return r.writev(v, "
 func (r *rawConn) writev(v [][]byte, op string) (int64, error) {
 	r.wvbuf, r.wn, r.werrno = v, 0, 0
 	err := r.rc.Write(r.wvfn)
+	if r.outArmed {
+		r.outArmed = false
+		r.rc.Control(func(fd uintptr) { r.reg.set(int(fd), false) })
+	}
 	n := r.wn
 	r.wvbuf = nil
 	for i := range r.iov {

@@ -103,7 +103,8 @@ type Server struct {
 	Refused func(remote net.Addr, err error)
 
 	inShutdown atomic.Bool
-	active     atomic.Int32 // requests in progress, over all connections
+	active     atomic.Int32  // requests in progress, over all connections
+	poller     runtimePoller // the runtime's epoll descriptor (writespace.go)
 
 	mu        sync.Mutex
 	listeners map[*net.Listener]struct{}
