@@ -50,10 +50,12 @@ var readerPool sync.Pool
 
 // conn is one transport connection from the web server.
 type conn struct {
-	srv    *Server
-	rwc    io.ReadWriteCloser
-	raw    *rawConn // rwc, when it is one
-	remote net.Addr
+	srv *Server
+	rwc io.ReadWriteCloser
+	raw *rawConn // rwc, when it is one
+	// fewConns: fewer than maxQuietConns were open when it was accepted (writespace.go).
+	fewConns bool
+	remote   net.Addr
 
 	// Owned by the read loop.
 	br      *bufio.Reader
@@ -463,7 +465,7 @@ func (c *conn) beginRequest(id uint16, n int) error {
 	if c.active.Load() > 0 {
 		c.mpxPeer = true
 	}
-	if keepConn && c.raw != nil && !c.raw.quietTried {
+	if keepConn && c.fewConns && c.raw != nil && !c.raw.quietTried {
 		// A kept connection: its write-space wake-ups would come once per request.
 		c.wmu.Lock()
 		c.raw.quietWriteSpace(&c.srv.poller)

@@ -296,6 +296,7 @@ func (s *Server) track(rwc io.ReadWriteCloser, remote net.Addr) *conn {
 	// Over MaxConns the connection is still read, so that its requests are
 	// answered FCGI_OVERLOADED rather than left to time out.
 	c.overloaded = len(s.conns) >= s.maxConns()
+	c.fewConns = len(s.conns) < maxQuietConns
 	s.conns[c] = struct{}{}
 	return c
 }

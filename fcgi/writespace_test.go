@@ -28,7 +28,7 @@ func TestParseRegistration(t *testing.T) {
 		{name: "bad data", fd: 24, wantErr: "invalid syntax"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseRegistration([]byte(info), tc.fd)
+			got, err := scanRegistration(strings.NewReader(info), tc.fd)
 			switch {
 			case tc.wantErr != "":
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
