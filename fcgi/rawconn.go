@@ -250,7 +250,9 @@ func (r *rawConn) doWritev(fd uintptr) bool {
 			if len(r.iov) == maxIovecs {
 				break
 			}
-			r.iov = append(r.iov, syscall.Iovec{Base: &b[0], Len: uint64(len(b))})
+			iov := syscall.Iovec{Base: &b[0]}
+			iov.SetLen(len(b)) // Len is 32 bits wide on 32-bit ports
+			r.iov = append(r.iov, iov)
 		}
 		if len(r.iov) == 0 {
 			r.wvbuf = r.wvbuf[:0]
