@@ -77,14 +77,17 @@ func TestQuietWriteSpace(t *testing.T) {
 		_, err := r.Write(payload)
 		done <- err
 	}()
-	time.Sleep(100 * time.Millisecond) // the writer fills the buffer and waits
-	select {
-	case err := <-done:
-		t.Fatalf("an 8 MiB write returned before the peer read: %v", err)
-	default:
-	}
-	if e := events(); e&epollOut == 0 {
-		t.Errorf("registered events %#x while a write waits for room, want EPOLLOUT", e)
+	// The writer fills the buffer, then puts EPOLLOUT back before it waits.
+	for deadline := time.Now().Add(5 * time.Second); events()&epollOut == 0; {
+		select {
+		case err := <-done:
+			t.Fatalf("an 8 MiB write returned before the peer read: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registered events %#x after 5 s of a write waiting for room, want EPOLLOUT", events())
+		}
+		time.Sleep(time.Millisecond)
 	}
 	client.SetReadDeadline(time.Now().Add(10 * time.Second))
 	got, err := io.ReadAll(io.LimitReader(client, int64(len(payload))))
