@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // pipeSize is the capacity asked for each pipe of a channel (F_SETPIPE_SZ; the default is
@@ -33,8 +35,9 @@ const pipeSize = 256 << 10
 // blocks, so it skips the scheduler's system call bookkeeping, which would wake the runtime's
 // monitor thread after every idle moment.
 type channel struct {
-	r, w   *os.File // from the worker, to the worker
-	rr, wr syscall.RawConn
+	r, w     *os.File // from the worker, to the worker
+	rr, wr   syscall.RawConn
+	capacity int // bytes the pipe to the worker holds (F_GETPIPE_SZ)
 
 	// The pending call's arguments and results: the callbacks given to rr and wr are method
 	// values made once, not closures allocated per call. One goroutine at a time reads and
@@ -63,11 +66,16 @@ func newChannel() (c *channel, childR, childW *os.File, err error) {
 	}
 	for _, fd := range []int{toWorker[1], fromWorker[0]} {
 		syscall.SetNonblock(fd, true) // os.NewFile makes a non-blocking descriptor pollable
-		syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_SETPIPE_SZ, pipeSize)
+		unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, pipeSize)
+	}
+	capacity, err := unix.FcntlInt(uintptr(toWorker[1]), unix.F_GETPIPE_SZ, 0)
+	if err != nil {
+		capacity = 64 << 10 // the kernel's default
 	}
 	c = &channel{
-		r: os.NewFile(uintptr(fromWorker[0]), "wsgi-fcgi-channel-from-worker"),
-		w: os.NewFile(uintptr(toWorker[1]), "wsgi-fcgi-channel-to-worker"),
+		r:        os.NewFile(uintptr(fromWorker[0]), "wsgi-fcgi-channel-from-worker"),
+		w:        os.NewFile(uintptr(toWorker[1]), "wsgi-fcgi-channel-to-worker"),
+		capacity: capacity,
 	}
 	childR = os.NewFile(uintptr(toWorker[0]), "wsgi-fcgi-channel-worker-reads")
 	childW = os.NewFile(uintptr(fromWorker[1]), "wsgi-fcgi-channel-worker-writes")
@@ -154,8 +162,11 @@ func (c *channel) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-// SetReadDeadline bounds the reads from the worker (the request timeouts: timeout.go).
+// SetReadDeadline bounds the reads from the worker (the owner's deadlines: owner.go).
 func (c *channel) SetReadDeadline(t time.Time) error { return c.r.SetReadDeadline(t) }
+
+// SetWriteDeadline bounds the writes to the worker.
+func (c *channel) SetWriteDeadline(t time.Time) error { return c.w.SetWriteDeadline(t) }
 
 // CloseWrite closes the pipe to the worker: it sees the end of its requests and exits when
 // idle, while what it still sends can be read.

@@ -181,23 +181,35 @@ func TestMaxRequestsJitter(t *testing.T) {
 	}
 }
 
-// hold acquires n workers and returns a func that releases them.
+// gateWriter is a ResponseWriter that blocks the owner of the worker serving its request in
+// WriteHeader until the gate closes: it holds that worker busy.
+type gateWriter struct {
+	recorder
+	gate <-chan struct{}
+}
+
+func (g *gateWriter) WriteHeader(status []byte, h Header) error {
+	<-g.gate
+	return g.recorder.WriteHeader(status, h)
+}
+
+// hold makes n workers busy with requests that end when the returned func is called.
 func hold(t *testing.T, p *Pool, n int) func() {
 	t.Helper()
-	var held []*worker
+	gate := make(chan struct{})
+	var wg sync.WaitGroup
+	busy := p.Stats().Busy
 	for range n {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		w, _, err := p.acquire(ctx, nil)
-		cancel()
-		if err != nil {
-			t.Fatalf("acquire: %v (%+v)", err, p.Stats())
-		}
-		held = append(held, w)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.Do(context.Background(), simpleRequest(), &gateWriter{gate: gate})
+		}()
 	}
+	waitFor(t, 5*time.Second, "held workers busy", func() bool { return p.Stats().Busy >= busy+n })
 	return func() {
-		for _, w := range held {
-			p.release(w)
-		}
+		close(gate)
+		wg.Wait()
 	}
 }
 

@@ -106,6 +106,15 @@ type Options struct {
 	// Timeout is the hard limit on one request (0: none): past it the worker's Python stack is
 	// logged, the worker is killed and replaced, and Do returns an error wrapping ErrTimeout.
 	Timeout time.Duration
+	// SoftTimeout interrupts a request that has run this long (0: never): the app gets a
+	// wsgi_fcgi.SoftTimeout exception in the request's thread, the client a 504 (or a cut
+	// response), and the worker serves on once the app has unwound; Do returns an error
+	// wrapping ErrTimeout.
+	SoftTimeout time.Duration
+	// CancelGrace is how long an app may take to unwind once its request is cancelled (the
+	// web server gave up on it) or interrupted (SoftTimeout), before its worker is killed
+	// and replaced, with its Python stack logged (default 5s).
+	CancelGrace time.Duration
 	// SlowTimeout logs the worker's Python stack once when a request has run this long,
 	// without stopping it (0: never).
 	SlowTimeout time.Duration
@@ -182,6 +191,9 @@ func (o *Options) fill() {
 	if o.QueueTimeout <= 0 {
 		o.QueueTimeout = 30 * time.Second
 	}
+	if o.CancelGrace <= 0 {
+		o.CancelGrace = 5 * time.Second
+	}
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 60 * time.Second
 	}
@@ -208,12 +220,12 @@ type Pool struct {
 	mu      sync.Mutex
 	workers map[*worker]struct{} // every worker not yet Exited
 	idle    []*worker            // LIFO: the most recently used worker is the warmest
-	waiters []*waiter            // FIFO of requests waiting for a worker
+	waiters []*call              // FIFO of requests waiting for a worker
 	// Busy workers a request may be sent ahead to, oldest request first, and the moving
-	// average of request times (ahead.go).
+	// average of request times (dispatch.go).
 	aheadable []*worker
 	aheadAvg  time.Duration
-	ahead     int            // requests sent ahead, waiting for their turn: they count against QueueSize
+	ahead     int            // requests waiting behind another in an inbox: they count against QueueSize
 	count     [numStates]int // workers (threads) per state, of the current generation
 	gen       int            // the generation new workers belong to; a reload bumps it
 	nextID    int
@@ -377,7 +389,7 @@ func (p *Pool) newProcessLocked(gen int) *process {
 func (p *Pool) removeLocked(pr *process) {
 	for _, w := range pr.slots {
 		p.removeIdleLocked(w)
-		p.passTurnLocked(w, errAheadRetry) // a request sent ahead to it never started
+		p.unmarkAheadableLocked(w)
 		p.setStateLocked(w, stateExited)
 		delete(p.workers, w)
 	}
@@ -504,7 +516,7 @@ func (p *Pool) onStarted(r startResult) {
 	if p.closing {
 		for _, w := range pr.slots {
 			p.setStateLocked(w, stateDraining)
-			w.stop()
+			w.retireIdle()
 		}
 		return
 	}
@@ -518,7 +530,10 @@ func (p *Pool) onStarted(r startResult) {
 		p.retireLocked(pr, "reload failed")
 	}
 	for _, w := range pr.slots {
-		p.releaseLocked(w)
+		if !p.afterLocked(w) {
+			w.retireIdle()
+		}
+		w.wake()
 	}
 }
 
@@ -704,7 +719,7 @@ func (p *Pool) retireLocked(pr *process, reason string) {
 		if w.state == stateIdle {
 			p.removeIdleLocked(w)
 			p.setStateLocked(w, stateDraining)
-			w.stop()
+			w.retireIdle()
 		}
 	}
 }
@@ -838,13 +853,14 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	if !p.closing {
 		p.closing = true
 		close(p.stop)
-		for _, wt := range p.waiters {
-			wt.ch <- handoff{}
+		for _, c := range p.waiters {
+			c.stage = stageEnded
+			c.finish(ErrClosed)
 		}
 		p.waiters = nil
 		for _, w := range p.idle {
 			p.setStateLocked(w, stateDraining)
-			w.stop()
+			w.retireIdle()
 		}
 		p.idle = nil
 		if rl := p.reload; rl != nil {

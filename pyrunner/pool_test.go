@@ -140,10 +140,7 @@ func TestQueueLimits(t *testing.T) {
 	p := startPool(t, opts)
 
 	// Hold the only worker.
-	w, _, err := p.acquire(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	release := hold(t, p, 1)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	var waitErr error
@@ -166,7 +163,7 @@ func TestQueueLimits(t *testing.T) {
 	if !errors.Is(waitErr, ErrQueueTimeout) || waited < 150*time.Millisecond || waited > 2*time.Second {
 		t.Errorf("queued request: err = %v after %v, want ErrQueueTimeout after about 200ms", waitErr, waited)
 	}
-	p.release(w)
+	release()
 	if err := p.Do(context.Background(), simpleRequest(), &recorder{}); err != nil {
 		t.Errorf("after release: %v", err)
 	}

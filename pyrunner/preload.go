@@ -260,6 +260,7 @@ func (p *Pool) forkProcess(pr *process) error {
 	}
 	fail := func(err error) error {
 		pr.closeChannels()
+		pr.board.release()
 		dumpR.Close()
 		return err
 	}

@@ -19,6 +19,7 @@ const (
 	frameStart   frameType = 18 // worker → gateway: status, headers, first body bytes
 	frameData    frameType = 19 // worker → gateway: body bytes
 	frameRead    frameType = 21 // worker → gateway: wants more request body
+	frameAborted frameType = 22 // worker → gateway: a cancelled request ends here
 
 	// Control frames of a preload master (PROTOCOL.md, "Preload").
 	frameFork    frameType = 32 // gateway → master: uint32 token; SCM_RIGHTS channel, stack pipe
@@ -42,6 +43,8 @@ func (t frameType) String() string {
 		return "DATA"
 	case frameRead:
 		return "READ"
+	case frameAborted:
+		return "ABORTED"
 	case frameFork:
 		return "FORK"
 	case frameSpawned:

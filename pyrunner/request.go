@@ -28,6 +28,8 @@ type Request struct {
 	// WorkerPID is set by Do: the pid of the worker process the request was handed to (for
 	// an access log); 0 when it reached none.
 	WorkerPID int
+
+	c call // Do's state for it (call.go)
 }
 
 // Reset empties r for reuse, keeping its buffer.
@@ -94,6 +96,14 @@ func (r *Request) InlineBody(n int) []byte {
 	start := len(r.frame)
 	r.frame = append(r.frame, make([]byte, n)...)
 	return r.frame[start:]
+}
+
+// frameSize is the size of the REQUEST frame finish returns.
+func (r *Request) frameSize() int {
+	if r.envEnd == 0 {
+		return len(r.frame) + 1
+	}
+	return len(r.frame)
 }
 
 // finish completes the frame header and returns the frame to write.

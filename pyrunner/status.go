@@ -31,6 +31,8 @@ type Snapshot struct {
 	Waiting, MaxWaiting, QueueSize int
 	// SlowRequests counts the requests that ran past Options.SlowTimeout.
 	SlowRequests uint64
+	// SoftTimeouts counts the requests interrupted at Options.SoftTimeout.
+	SoftTimeouts uint64
 	// Workers has a row per idle or active worker, when Snapshot was asked for them.
 	Workers []WorkerSnapshot
 }
@@ -68,6 +70,7 @@ type poolStats struct {
 	maxWaiting         int
 	maxChildrenReached uint64
 	slow               atomic.Uint64
+	softTimeouts       atomic.Uint64
 }
 
 // noteStateLocked keeps the count of busy workers of every generation, and its peak, as a
@@ -105,17 +108,19 @@ type reqTrack struct {
 // reads two (about 35 ns against 70 on the 2-core VM).
 var clock = time.Now()
 
-// begin records that req starts on w (Do, after the hand-out).
-func (w *worker) begin(req *Request) {
+// trackBegin records that req starts on w (its owner, as the request starts).
+func (w *worker) trackBegin(req *Request) {
 	now := time.Since(clock)
 	w.track.mu.Lock()
 	w.track.cur, w.track.start = req, now
 	w.track.mu.Unlock()
+	w.tracking = true
 }
 
-// end records that w's request is over (Do, before w goes back to the pool): from now on
-// Snapshot no longer reads the request, which its caller may reuse.
-func (w *worker) end() {
+// trackEnd records that w's request is over or detached: from now on Snapshot no longer
+// reads the request, which its caller may reuse.
+func (w *worker) trackEnd() {
+	w.tracking = false
 	w.track.mu.Lock()
 	w.track.cur = nil
 	w.track.requests++
@@ -135,6 +140,7 @@ func (p *Pool) Snapshot(full bool) Snapshot {
 		MaxWaiting:         p.st.maxWaiting,
 		QueueSize:          p.opts.QueueSize,
 		SlowRequests:       p.st.slow.Load(),
+		SoftTimeouts:       p.st.softTimeouts.Load(),
 	}
 	var procs []*process
 	for w := range p.workers {

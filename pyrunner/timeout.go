@@ -1,12 +1,11 @@
-// timeout.go: the per-request time limits (a read deadline on the worker's channel: no timer
-// or goroutine of our own per request), the Python stack dumps they log, and the RSS reading
-// behind Options.MaxRSS.
+// timeout.go: the Python stack dumps the per-request time limits log (the limits themselves
+// are read deadlines of the channel's owner, owner.go), and the RSS reading behind
+// Options.MaxRSS.
 
 package pyrunner
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -22,50 +21,12 @@ const (
 	stackWait  = time.Second
 )
 
-// channelReader is what the worker's bufio.Reader reads from: the channel, with the request's
-// deadlines applied. The first deadline passing (SlowTimeout) logs the stack and moves the
-// deadline to Timeout; the last one fails the read with ErrTimeout. No bytes are lost: a
-// deadline error comes only from a read that returned nothing.
-type channelReader struct{ w *worker }
-
-func (c channelReader) Read(b []byte) (int, error) {
-	w := c.w
-	for {
-		n, err := w.conn.Read(b)
-		if n > 0 || err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
-			return n, err
-		}
-		if w.slowAt.IsZero() {
-			return 0, fmt.Errorf("%w after %v", ErrTimeout, time.Since(w.reqStart).Round(time.Millisecond))
-		}
-		w.slowAt = time.Time{}
-		w.logSlow()
-		w.conn.SetReadDeadline(w.killAt) // zero when there is no hard limit
-	}
-}
-
-// armDeadline sets the read deadline for a request starting now.
-func (w *worker) armDeadline(req *Request, timeout, slow time.Duration) {
-	now := time.Now()
-	w.reqStart, w.req = now, req
-	w.slowAt, w.killAt = time.Time{}, time.Time{}
-	if timeout > 0 {
-		w.killAt = now.Add(timeout)
-	}
-	if slow > 0 && (timeout == 0 || slow < timeout) {
-		w.slowAt = now.Add(slow)
-		w.conn.SetReadDeadline(w.slowAt)
-		return
-	}
-	w.conn.SetReadDeadline(w.killAt)
-}
-
 // logSlow logs the stack of a worker whose request passed SlowTimeout; the request goes on.
 func (w *worker) logSlow() {
 	w.pool.st.slow.Add(1)
 	stack := w.p.dumpStack()
 	w.log.Warn("slow request: its Python stack follows (the request goes on)",
-		"running", time.Since(w.reqStart).Round(time.Millisecond), "uri", w.req.lookup("REQUEST_URI"), "stack", stack)
+		"running", time.Since(w.startedAt).Round(time.Millisecond), "uri", w.uri(), "stack", stack)
 }
 
 // dumpStack asks the runner for every thread's Python stack (SIGUSR1, faulthandler) and

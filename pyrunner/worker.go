@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,6 +42,8 @@ type process struct {
 	started time.Time
 	spawned chan int // preload: the pid from the master's SPAWNED (0: the master is gone)
 
+	board    *board       // the cancel board it shares with the gateway
+	owners   atomic.Int32 // its channels' owner goroutines still running; the last unmaps the board
 	killOnce sync.Once
 	pipes    sync.WaitGroup // stdout/stderr relays; drained before Wait
 	done     chan struct{}  // closed when the process has been reaped
@@ -54,11 +57,12 @@ type process struct {
 	killed       bool // the pool killed it: its exit is no crash
 }
 
-// worker is one channel of a process: what a request holds. Only the goroutine that holds
-// it (the pool's idle list hands it out) uses conn, br, wbuf and the deadlines; state and
-// idleSince are guarded by the pool's mu.
+// worker is one channel of a process: what the pool hands requests to. Its owner goroutine
+// (owner.go) alone uses conn, br, wbuf and the fields marked owner-only; the inbox is
+// guarded by mu; state, queued and the send-ahead fields by the pool's mu.
 type worker struct {
 	id   int // the process's id
+	ch   int // the channel's index in its process: its words on the cancel board
 	pool *Pool
 	p    *process
 	conn *channel
@@ -66,19 +70,31 @@ type worker struct {
 	wbuf []byte // scratch for BODY frames
 	log  hclog.Logger
 
-	state     workerState
-	idleSince time.Time
-	// Send-ahead (ahead.go), guarded by the pool's mu: aheadable while the request in
-	// progress, started at aheadSince (zero when it could have none sent behind it), may
-	// have another sent ahead behind it; ahead is that other request.
+	kick    chan struct{} // a request arrived, or the pool asked it to close, while idle
+	serving atomic.Bool   // the owner serves a request: a poke goes through the read deadline
+
+	mu     sync.Mutex
+	inbox  []slot // the requests handed to it, in order: the first runs
+	retire bool   // close the channel once the inbox is empty
+
+	// Owner-only: the running request (owner.go).
+	n                         uint32 // number of the last REQUEST written
+	inPipe                    int    // bytes of REQUESTs written the worker may not have read
+	cur                       *call  // the running call; nil for a ghost or once detached
+	startedAt                 time.Time
+	slowAt, softAt, killAt    time.Time
+	resendAt                  time.Time
+	started, stopped, skipped bool
+	inlineReq, tracking       bool
+	stopReason                uint32
+	drained                   int
+
+	// Guarded by the pool's mu.
+	state      workerState
+	idleSince  time.Time
+	queued     int // calls in its inbox
 	aheadable  bool
 	aheadSince time.Time
-	ahead      []*aheadTurn
-
-	// The request in progress: when to log the stack (slowAt) and when to give up (killAt).
-	reqStart       time.Time
-	slowAt, killAt time.Time
-	req            *Request
 
 	track reqTrack // with Options.TrackRequests, for Snapshot (status.go)
 }
@@ -105,9 +121,9 @@ func (pl *Pool) startProcess(p *process) error {
 	return pl.execProcess(p)
 }
 
-// channels makes a process's channels (one per thread) and its stack pipe; the child ends
-// come first in files (two per channel: the pipe it reads, the pipe it writes), the stack
-// pipe's write end last.
+// channels makes a process's channels (one per thread), its cancel board and its stack pipe;
+// the child ends come first in files (two per channel: the pipe it reads, the pipe it
+// writes), then the board, the stack pipe's write end last.
 func (pl *Pool) channels(p *process) (files []*os.File, dumpR *os.File, err error) {
 	closeAll := func() {
 		for _, f := range files {
@@ -129,6 +145,14 @@ func (pl *Pool) channels(p *process) (files []*os.File, dumpR *os.File, err erro
 		w.br = bufio.NewReaderSize(channelReader{w}, 64<<10)
 		files = append(files, childR, childW)
 	}
+	// The cancel board, shared by the process's channels.
+	b, boardFile, err := newBoard(len(p.slots))
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	p.board = b
+	files = append(files, boardFile)
 	// The stack pipe: the runner's faulthandler writes the Python stack to it on SIGUSR1.
 	dumpR, dumpW, err := os.Pipe()
 	if err != nil {
@@ -165,6 +189,7 @@ func (pl *Pool) execProcess(p *process) error {
 	closeFiles(files)
 	if err != nil {
 		p.closeChannels()
+		p.board.release()
 		dumpR.Close()
 		return pl.startError(err)
 	}
@@ -192,15 +217,23 @@ func (p *process) init(pl *Pool) {
 	}
 }
 
-// handshake waits for READY on every channel; on failure the process is killed and reaped.
+// handshake waits for READY on every channel, then starts the channels' owner goroutines;
+// on failure the process is killed and reaped.
 func (p *process) handshake(pl *Pool) error {
 	deadline := time.Now().Add(pl.opts.StartTimeout)
 	for _, w := range p.slots {
 		if err := w.handshake(time.Until(deadline), pl.opts.App, pl.stop); err != nil {
 			p.kill()
 			<-p.done
+			p.board.release()
 			return err
 		}
+	}
+	p.owners.Store(int32(len(p.slots)))
+	for _, w := range p.slots {
+		w.kick = make(chan struct{}, 1)
+		pl.wg.Add(1)
+		go w.run()
 	}
 	return nil
 }
@@ -216,7 +249,7 @@ const runnerBootstrap = "import os;_runner_source=os.pread(%[1]d,%[2]d,0);os.clo
 
 // runnerCommand is the command line of the runner, given the descriptors it inherits (from
 // fd 3): its channels (threads of them, two fds each; for a preload master, threads 0, its
-// control socket), then its stack pipe. The runner's source follows them: an unlinked file,
+// control socket), then its cancel board and its stack pipe. The runner's source follows them: an unlinked file,
 // so that a gateway that dies leaves nothing behind on disk, even killed by SIGKILL.
 func (p *Pool) runnerCommand(files []*os.File, threads int, extra ...string) *exec.Cmd {
 	sourceFD := 3 + len(files)
@@ -251,7 +284,9 @@ func (p *Pool) runnerCommand(files []*os.File, threads int, extra ...string) *ex
 		"PYTHONUNBUFFERED=1",
 	)
 	if threads > 0 {
-		cmd.Env = append(cmd.Env, "WSGI_FCGI_RUNNER_STACK_FD="+strconv.Itoa(3+2*threads))
+		cmd.Env = append(cmd.Env,
+			"WSGI_FCGI_RUNNER_BOARD_FD="+strconv.Itoa(3+2*threads),
+			"WSGI_FCGI_RUNNER_STACK_FD="+strconv.Itoa(4+2*threads))
 	}
 	cmd.Dir = p.opts.Chdir
 	// Own process group: a Ctrl-C on the terminal reaches the gateway, which drains the workers,
@@ -372,12 +407,6 @@ func (p *process) kill() {
 		p.handle.Signal(syscall.SIGKILL)
 		p.closeChannels()
 	})
-}
-
-// stop asks the worker (one thread of the process) to finish: closing its channel makes the
-// thread end when idle; the runner exits when all its threads have.
-func (w *worker) stop() {
-	w.conn.CloseWrite()
 }
 
 // relay copies one output stream of the worker to the log, a line per entry. Lines the
