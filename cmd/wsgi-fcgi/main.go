@@ -26,9 +26,6 @@ import (
 	"github.com/wsgi-fcgi/wsgi-fcgi/pyrunner"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
-
 //go:embed demo/wsgi_fcgi_demo.py
 var demoApp []byte
 
@@ -64,7 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
 		return exitConfig
 	case cfg.showVersion:
-		fmt.Fprintf(stdout, "wsgi-fcgi %s\n", version)
+		fmt.Fprintln(stdout, versionLine())
 		return exitOK
 	}
 	log := newLogger(cfg, stderr)
