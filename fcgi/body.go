@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 )
 
 const (
@@ -70,6 +71,12 @@ type Body struct {
 
 	readerWaiting, writerWaiting bool
 
+	// The read deadline (SetReadDeadline): timedOut is set when it passes; deadlineGen tells
+	// a timer that fired from one that was replaced.
+	deadlineTimer *time.Timer
+	deadlineGen   uint64
+	timedOut      bool
+
 	// The spool file: bytes [fr, fw) of f follow what the ring holds.
 	// spooling is set while input goes to f; it ends when f is drained.
 	f        *os.File
@@ -77,6 +84,39 @@ type Body struct {
 	spooling bool
 	spoolDir string // set by the read loop before the first write
 	spoolMax int64
+}
+
+// SetReadDeadline makes a Read that waits for the web server past t fail with an error
+// wrapping os.ErrDeadlineExceeded (t zero: no deadline), as net.Conn's does. Data that
+// arrived is still returned first; a later SetReadDeadline clears an expired one.
+func (b *Body) SetReadDeadline(t time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.deadlineTimer != nil {
+		b.deadlineTimer.Stop()
+		b.deadlineTimer = nil
+	}
+	b.deadlineGen++
+	b.timedOut = false
+	if t.IsZero() {
+		return nil
+	}
+	d := time.Until(t)
+	if d <= 0 {
+		b.timedOut = true
+		b.readable.Broadcast()
+		return nil
+	}
+	gen := b.deadlineGen
+	b.deadlineTimer = time.AfterFunc(d, func() {
+		b.mu.Lock()
+		if b.deadlineGen == gen {
+			b.timedOut = true
+			b.readable.Broadcast()
+		}
+		b.mu.Unlock()
+	})
+	return nil
 }
 
 func (b *Body) init() {
@@ -90,12 +130,15 @@ func (b *Body) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	b.mu.Lock()
-	for b.n == 0 && b.fw == b.fr && !b.eof && b.err == nil && !b.closed {
+	for b.n == 0 && b.fw == b.fr && !b.eof && b.err == nil && !b.closed && !b.timedOut {
 		b.readerWaiting = true
 		b.readable.Wait()
 	}
 	b.readerWaiting = false
 	switch {
+	case b.n == 0 && b.fw == b.fr && !b.eof && b.err == nil && !b.closed:
+		b.mu.Unlock()
+		return 0, fmt.Errorf("fcgi: body read: %w", os.ErrDeadlineExceeded)
 	case b.err != nil:
 		err := b.err
 		b.mu.Unlock()
@@ -339,6 +382,12 @@ func (b *Body) fail(err error) {
 // close is called when the handler returns: input is discarded from now on.
 func (b *Body) close() {
 	b.mu.Lock()
+	if b.deadlineTimer != nil {
+		b.deadlineTimer.Stop()
+		b.deadlineTimer = nil
+	}
+	b.deadlineGen++
+	b.timedOut = false
 	b.closed = true
 	b.freeLocked()
 	b.writable.Broadcast()

@@ -85,7 +85,8 @@ type conn struct {
 	dmu       sync.Mutex
 	lingering bool
 
-	wmu sync.Mutex // serializes writes to rwc
+	wmu           sync.Mutex // serializes writes to rwc
+	writeDeadline time.Time  // set on rwc, under wmu (ResponseWriter.SetWriteDeadline)
 
 	dead      atomic.Bool // no more writes: closed, broken, or half-closed
 	closeOnce sync.Once

@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 const (
@@ -68,8 +69,9 @@ type ResponseWriter struct {
 
 	appStatus  uint32
 	stderrUsed bool
-	err        error // sticky
-	done       bool  // ServeFCGI returned
+	deadline   time.Time // for the writes to the connection (SetWriteDeadline)
+	err        error     // sticky
+	done       bool      // ServeFCGI returned
 	aborted    bool
 
 	// webAborted is set by the read loop on FCGI_ABORT_REQUEST: output
@@ -91,6 +93,26 @@ func (w *ResponseWriter) WriteStderr(p []byte) (int, error) {
 	return w.write(typeStderr, p)
 }
 
+// SetWriteDeadline bounds the writes of this response to the connection from now on: a write
+// still blocked at t (the web server stopped reading) fails, and the connection is closed,
+// since a record may have been cut. Zero means no deadline. As with net/http's
+// ResponseController, it applies to the connection, so on a multiplexed connection another
+// request's writes in between use their own deadline.
+func (w *ResponseWriter) SetWriteDeadline(t time.Time) error {
+	w.deadline = t
+	return nil
+}
+
+// useWriteDeadline makes t the connection's write deadline, unless it is already.
+func (c *conn) useWriteDeadline(t time.Time) {
+	c.wmu.Lock()
+	if d, ok := c.rwc.(interface{ SetWriteDeadline(time.Time) error }); ok && !c.writeDeadline.Equal(t) {
+		d.SetWriteDeadline(t)
+		c.writeDeadline = t
+	}
+	c.wmu.Unlock()
+}
+
 // SetAppStatus sets the appStatus of FCGI_END_REQUEST, the application's
 // exit status in CGI terms. The default is 0.
 func (w *ResponseWriter) SetAppStatus(code int32) { w.appStatus = uint32(code) }
@@ -104,6 +126,7 @@ func (w *ResponseWriter) Flush() error {
 		return nil
 	}
 	w.closeRecord()
+	w.c.useWriteDeadline(w.deadline)
 	err := w.c.writeReq(&w.webAborted, w.ob.b[:w.n])
 	w.n = 0
 	if err != nil {
@@ -210,6 +233,7 @@ func (w *ResponseWriter) writeLarge(t recType, p []byte) error {
 			p = p[m:]
 		}
 		ob.vec = iov
+		w.c.useWriteDeadline(w.deadline)
 		if err := w.c.writeBuffers(&w.webAborted, &ob.vec); err != nil {
 			return err
 		}
@@ -244,6 +268,7 @@ func (w *ResponseWriter) finish() {
 		b = appendHeader(b, typeStderr, w.id, 0)
 	}
 	b = appendEndRequest(b, w.id, w.appStatus, statusRequestComplete)
+	w.c.useWriteDeadline(w.deadline)
 	if err := w.c.writeReq(&w.webAborted, b); err != nil {
 		w.err = err
 	}

@@ -322,6 +322,15 @@ type exactReader struct {
 	left int64
 }
 
+// SetReadDeadline bounds the wait for the web server's next body bytes, when the body
+// supports it (fcgi.Body does; a spooled body is all here already).
+func (e *exactReader) SetReadDeadline(t time.Time) error {
+	if d, ok := e.r.(interface{ SetReadDeadline(time.Time) error }); ok {
+		return d.SetReadDeadline(t)
+	}
+	return nil
+}
+
 func (e *exactReader) Read(p []byte) (int, error) {
 	if e.left <= 0 {
 		return 0, io.EOF
@@ -390,6 +399,10 @@ func (cw *cgiWriter) Write(p []byte) (int, error) {
 }
 func (cw *cgiWriter) Flush() error { return cw.w.Flush() }
 
+// SetWriteDeadline bounds the writes to the web server (the pool sets the request's
+// --timeout/--soft-timeout, so a web server that stops reading does not hold a worker).
+func (cw *cgiWriter) SetWriteDeadline(t time.Time) error { return cw.w.SetWriteDeadline(t) }
+
 // fail answers for a request the pool could not serve. It returns the status sent (for the
 // access log), or 0 when nothing could be.
 func (g *Gateway) fail(w *fcgi.ResponseWriter, c *cgiRequest, err error) int {
@@ -403,7 +416,7 @@ func (g *Gateway) fail(w *fcgi.ResponseWriter, c *cgiRequest, err error) int {
 	case errors.As(err, &xe) && xe.Started:
 		// The status went out already: cut the response so the web server does not pass a
 		// truncated body off as whole.
-		if !errors.Is(err, fcgi.ErrConnClosed) {
+		if !errors.Is(err, fcgi.ErrConnClosed) && !errors.Is(err, pyrunner.ErrCanceled) {
 			g.log.Error("response cut short", "uri", string(c.requestURI), "error", err)
 		}
 		w.Abort()
@@ -412,9 +425,13 @@ func (g *Gateway) fail(w *fcgi.ResponseWriter, c *cgiRequest, err error) int {
 		g.log.Error("app sent an invalid response header", "uri", string(c.requestURI), "error", err)
 		return g.plainError(w, 500, "")
 	case errors.As(err, &xe) && errors.Is(err, pyrunner.ErrTimeout):
-		// The pool logged the worker's Python stack and killed it.
+		// Past --timeout the pool logged the worker's Python stack and killed it; past
+		// --soft-timeout it interrupted the app and keeps the worker.
 		g.log.Error("request timed out", "uri", string(c.requestURI), "error", err)
 		return g.plainError(w, 504, "")
+	case errors.Is(err, pyrunner.ErrCanceled):
+		// The web server gave up on the request: the worker was told to stop it.
+		return 0
 	case errors.As(err, &xe):
 		g.log.Error("worker failed", "uri", string(c.requestURI), "error", err)
 		return g.plainError(w, 502, "")

@@ -63,6 +63,8 @@ type Config struct {
 	MaxRSS            ByteSize      `envconfig:"MAX_RSS"`
 	Timeout           time.Duration `envconfig:"TIMEOUT"`
 	SlowlogTimeout    time.Duration `envconfig:"SLOWLOG_TIMEOUT"`
+	SoftTimeout       time.Duration `envconfig:"SOFT_TIMEOUT"`
+	CancelGrace       time.Duration `envconfig:"CANCEL_GRACE" default:"5s"`
 	Preload           bool          `envconfig:"PRELOAD"`
 	Debug             bool          `envconfig:"DEBUG"`
 	Threads           int           `envconfig:"THREADS" default:"1"`
@@ -117,6 +119,8 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.MaxRequestsJitter, "max-requests-jitter", c.MaxRequestsJitter, "add a random 0..`N` to --max-requests per worker, so workers do not all restart at once")
 	fs.Var(&c.MaxRSS, "max-rss", "recycle a worker whose resident memory is above `SIZE`, e.g. 512MiB (checked every second, after its request); 0 no limit")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "hard limit on one request: past it the worker's Python stack is logged, the worker is killed and the client gets 504; 0 none")
+	fs.DurationVar(&c.SoftTimeout, "soft-timeout", c.SoftTimeout, "interrupt a request that has run this long: the app gets a wsgi_fcgi.SoftTimeout exception, the client 504, and the worker serves on once the app has unwound (within --cancel-grace, else it is killed); 0 none")
+	fs.DurationVar(&c.CancelGrace, "cancel-grace", c.CancelGrace, "how long an app may take to unwind once its request is cancelled (the web server gave up on it) or interrupted by --soft-timeout, before its worker is killed and replaced with its Python stack logged")
 	fs.DurationVar(&c.SlowlogTimeout, "slowlog-timeout", c.SlowlogTimeout, "log the worker's Python stack once when a request has run this long, without stopping it; 0 never")
 	fs.StringVar(&c.WebServerAddrs, "web-server-addrs", c.WebServerAddrs, "comma-separated `IPS` and CIDRs the web server connects from; TCP connections from elsewhere are closed and logged (default: FCGI_WEB_SERVER_ADDRS, else any)")
 	fs.StringVar(&c.SocketMode, "socket-mode", c.SocketMode, "permissions of the unix socket files made by --listen, octal (e.g. 0660); default from the umask")
@@ -224,6 +228,9 @@ func (c *Config) validate() error {
 	}
 	if c.Timeout < 0 || c.SlowlogTimeout < 0 || c.PMIdleTimeout < 0 {
 		return errors.New("--timeout, --slowlog-timeout and --pm-idle-timeout must not be negative")
+	}
+	if c.SoftTimeout < 0 || c.CancelGrace <= 0 {
+		return errors.New("--soft-timeout must not be negative, --cancel-grace must be positive")
 	}
 	if c.MaxConns < 1 || c.MaxConcurrent < 1 || c.MaxParams < 1024 || c.MaxSpool < 1 || c.StallTimeout < 0 {
 		return errors.New("--max-conns, --max-concurrent-requests and --max-spool must be at least 1, --max-params at least 1KiB, --stall-timeout not negative")

@@ -120,6 +120,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		MaxRSS:            int64(cfg.MaxRSS),
 		Timeout:           cfg.Timeout,
 		SlowTimeout:       cfg.SlowlogTimeout,
+		SoftTimeout:       cfg.SoftTimeout,
+		CancelGrace:       cfg.CancelGrace,
 		Preload:           cfg.Preload,
 		Debug:             cfg.Debug,
 		Threads:           cfg.Threads,
