@@ -9,7 +9,10 @@ app once, sends READY on the channel (two pipes, "R:W": it reads requests from f
 frames to fd W), then serves one request at a time until the channel closes. With several
 channels in WSGI_FCGI_RUNNER_FD (--threads) it serves each in a thread of its own; with
 --preload it is instead a master that forks workers (class Master), and the variable names its
-control socket. SIGUSR1 writes every thread's stack to WSGI_FCGI_RUNNER_STACK_FD.
+control socket. SIGUSR1 writes every thread's stack to WSGI_FCGI_RUNNER_STACK_FD. A request the
+gateway cancels (its "cancel board", WSGI_FCGI_RUNNER_BOARD_FD, and SIGUSR2) is stopped: the app
+is never called, its iterable is no longer advanced, or an exception from the wsgi_fcgi module is
+raised in it; the runner then answers ABORTED.
 
 The wire -- frames, the marshal environ, the header block, what happens at every break -- is
 specified in PROTOCOL.md next to this file; the code below follows
@@ -34,6 +37,7 @@ import importlib
 import io
 import json
 import marshal
+import mmap
 import os
 import select
 import signal
@@ -42,6 +46,7 @@ import struct
 import sys
 import threading
 import traceback
+import types
 
 # The gateway starts the runner with python3 -c and a line that reads this file's source from
 # a descriptor and runs it (pyrunner/worker.go, runnerBootstrap): the source is left in this
@@ -51,11 +56,12 @@ globals().pop("_runner_source", None)
 # runner.py, as its tests run it); None under python3 -c.
 RUNNER_DIR = os.path.dirname(os.path.realpath(__file__)) if "__file__" in globals() else None
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 COOKIE_VAR = "WSGI_FCGI_RUNNER_COOKIE"
 COOKIE = "wsgi-fcgi-runner-v1"
 FD_VAR = "WSGI_FCGI_RUNNER_FD"
 STACK_FD_VAR = "WSGI_FCGI_RUNNER_STACK_FD"
+BOARD_FD_VAR = "WSGI_FCGI_RUNNER_BOARD_FD"
 
 EXIT_OK = 0
 EXIT_CHANNEL = 1
@@ -70,6 +76,7 @@ FATAL = 17
 START = 18
 DATA = 19
 READ = 21
+ABORTED = 22
 
 # Frame flags.
 EOF = 0x01
@@ -84,7 +91,7 @@ RECV_SIZE = 256 << 10  # initial size of the receive buffer; it grows for bigger
 SMALL_FRAME = 1 << 10  # frames up to this size are joined and sent with write(), not writev
 MAX_HEADER_BLOCK = 1 << 20  # the gateway drops a worker whose START has a bigger header block
 
-FRAME = struct.Struct("<IBBH")  # payload length, type, flags, reserved
+FRAME = struct.Struct("<IBBH")  # payload length, type, flags, request number (REQUEST) or 0
 FRAME_U32 = struct.Struct("<IBBHI")  # a frame header and the uint32 that opens START and READ
 U32 = struct.Struct("<I")
 
@@ -146,6 +153,143 @@ class Stop(BaseException):
     """Raised by the SIGTERM handler while the worker is idle, to leave the blocking recv."""
 
 
+# --- Cancellation (PROTOCOL.md, "The cancel board" and "Interrupting the app") -----------------
+
+
+class Interrupted(BaseException):
+    """The gateway cancelled the request: raised in the app, which should let it propagate.
+
+    A BaseException, like KeyboardInterrupt, so that an app's `except Exception:` does not
+    swallow it; `finally` blocks and the iterable's close() still run. The app sees it as
+    wsgi_fcgi.Interrupted (the runner registers the module wsgi_fcgi before importing the app).
+    """
+
+
+class RequestAborted(Interrupted):
+    """The web server gave up on the request (the client went away), or it was already answered."""
+
+
+class SoftTimeout(Interrupted):
+    """The request ran past the gateway's --soft-timeout; the client has been answered 504."""
+
+
+# The module the app imports (`import wsgi_fcgi`), as uWSGI offers `uwsgi`.
+API = types.ModuleType("wsgi_fcgi", "wsgi-fcgi's exceptions for requests the gateway cancels.")
+for _cls in (Interrupted, RequestAborted, SoftTimeout):
+    _cls.__module__ = "wsgi_fcgi"
+    setattr(API, _cls.__name__, _cls)
+del _cls
+
+# Cancel reasons on the board, and the name each has in the runner's log line.
+INTERRUPTS = {1: RequestAborted, 2: SoftTimeout}
+REASON_NAMES = {RequestAborted: "aborted", SoftTimeout: "soft timeout", Interrupted: "cancelled"}
+
+BOARD_WORDS = 64  # uint32 words per channel: 32 request numbers, then their 32 reasons
+BOARD_SLOTS = 32
+U32_MASK = 0xFFFFFFFF
+
+RUNNER_GLOBALS = globals()  # a frame whose f_globals is this is the runner's own code
+
+
+class Lane:
+    """One channel's view of the cancel board, and whether its thread is in the app's code.
+
+    The request in progress is cancelled iff board[slot] == key: key is its 32-bit number while
+    its response is open (-1 before, after END or ABORTED, and for the one number in 2**32 that
+    is 0, which the zeroed board could not tell from "never cancelled"); slot is its word.
+    in_app is true only while control is in the app (app(), its iterable's __iter__/next and
+    FileWrapper reads); the runner's callbacks clear it on entry and restore it on exit.
+    """
+
+    __slots__ = ("board", "base", "key", "slot", "in_app", "thrown", "ident", "main")
+
+    def __init__(self, board, index):
+        self.board = board  # memoryview of native uint32 words
+        self.base = BOARD_WORDS * index
+        self.key = -1
+        self.slot = self.base
+        self.in_app = False
+        self.thrown = -1  # the key of the request SIGUSR2 last raised an exception in
+        self.ident = None  # the serving thread's ident, and whether it is the main thread
+        self.main = False
+
+    def interruption(self):
+        """The exception for the current request if it is cancelled, else None."""
+        board, slot, key = self.board, self.slot, self.key
+        if board[slot] != key:
+            return None
+        cls = INTERRUPTS.get(board[slot + BOARD_SLOTS], Interrupted)
+        return cls("request cancelled (%s)" % REASON_NAMES[cls])
+
+
+def zero_board(channels):
+    """A board that cancels nothing: for a worker started without WSGI_FCGI_RUNNER_BOARD_FD."""
+    return memoryview(bytearray(4 * BOARD_WORDS * channels)).cast("I")
+
+
+def map_board(fd, channels):
+    """Map the cancel board read-only and close fd; raise OSError or ValueError if it is unfit."""
+    try:
+        os.set_inheritable(fd, False)
+        m = mmap.mmap(fd, 0, mmap.MAP_SHARED, mmap.PROT_READ)
+    finally:
+        os.close(fd)
+    if len(m) < 4 * BOARD_WORDS * channels:
+        raise ValueError("board of %d bytes, want %d for %d channels" % (len(m), 4 * BOARD_WORDS * channels, channels))
+    return memoryview(m).cast("I")  # the view keeps the map alive
+
+
+NO_LANE = Lane(zero_board(1), 0)  # the lane of NO_BODY, shared: nothing reads its flag
+
+# The lanes of this process, for the SIGUSR2 handler; and PyThreadState_SetAsyncExc with ctypes
+# when there are threads to interrupt on CPython (None on PyPy: the board checks stop those).
+LANES = []
+ASYNC_EXC = None
+
+
+def on_interrupt(signum, frame):
+    """SIGUSR2: raise Interrupted in the app code of every lane whose request is cancelled.
+
+    The gateway marks the board, then signals (and may signal again while the request lasts).
+    Never into the runner's own code: the lane must be in the app (in_app) and the thread's
+    innermost Python frame must not be the runner's. The main thread's lane gets the exception
+    from this handler; another thread's through PyThreadState_SetAsyncExc, which takes effect
+    at that thread's next bytecode boundary. Once per request: a later signal does not
+    interrupt the `finally` blocks the first one started (the board checks at the next
+    boundary still stop an app that swallowed it).
+    """
+    here = None
+    for lane in LANES:
+        key = lane.key
+        if not lane.in_app or lane.thrown == key or lane.board[lane.slot] != key:
+            continue
+        exc = lane.interruption()
+        if exc is None:
+            continue
+        if lane.main:
+            if frame is not None and frame.f_globals is not RUNNER_GLOBALS:
+                lane.thrown = key
+                here = exc
+        elif ASYNC_EXC is not None:
+            _throw(lane, key, type(exc))
+    if here is not None:
+        raise here
+
+
+def _throw(lane, key, cls):
+    """Raise cls in the thread serving lane (CPython), if that thread is in the app's code."""
+    ident = lane.ident
+    f = sys._current_frames().get(ident)
+    if f is None or f.f_globals is RUNNER_GLOBALS or not lane.in_app:
+        return
+    set_async_exc, ctypes = ASYNC_EXC
+    set_async_exc(ctypes.c_ulong(ident), ctypes.py_object(cls))
+    if lane.in_app and lane.key == key:
+        lane.thrown = key
+    else:
+        set_async_exc(ctypes.c_ulong(ident), None)  # it left the app meanwhile: take it back
+
+
 class Pipes:
     """The runner's end of a channel: the pipe it reads requests from and the pipe it writes
     frames to (PROTOCOL.md, "The channel"). Both are blocking."""
@@ -196,7 +340,7 @@ class Channel:
     readinto, write, writev and close.
     """
 
-    __slots__ = ("ends", "buf", "view", "start", "end")
+    __slots__ = ("ends", "buf", "view", "start", "end", "seq")
 
     def __init__(self, ends):
         self.ends = ends
@@ -204,6 +348,7 @@ class Channel:
         self.view = memoryview(self.buf)
         self.start = 0  # buf[start:end] holds received bytes not handed out yet
         self.end = 0
+        self.seq = 0  # the header's uint16 at offset 6 of the last frame: a REQUEST's number
 
     def recv(self):
         """Return the next frame as (type, flags, payload), or None if the channel closed.
@@ -213,7 +358,7 @@ class Channel:
         """
         if self.end - self.start < 8 and not self._fill(8):
             return None
-        length, ftype, flags, _ = FRAME.unpack_from(self.buf, self.start)
+        length, ftype, flags, self.seq = FRAME.unpack_from(self.buf, self.start)
         if length > MAX_PAYLOAD:
             raise ChannelError("frame of %d bytes is over the 16 MiB limit" % length)
         size = 8 + length
@@ -321,99 +466,134 @@ class Input:
     Bytes come first from the REQUEST frame (the inline body), then from READ/BODY exchanges
     made only when the app asks for more than is buffered. A READ asks for max(n, 64 KiB),
     capped at what is left and at 1 MiB; the surplus stays buffered for the next read.
+
+    Each method clears the lane's in_app on entry and restores it on exit: SIGUSR2 never
+    interrupts a READ/BODY exchange half-way.
     """
 
-    __slots__ = ("chan", "buf", "pos", "left", "cut")
+    __slots__ = ("chan", "buf", "pos", "left", "cut", "lane")
 
-    def __init__(self, chan, buf, left):
+    def __init__(self, chan, buf, left, lane=NO_LANE):
         self.chan = chan
         self.buf = buf  # bytes received and not yet read are buf[pos:]
         self.pos = 0
         self.left = left  # bytes still to ask the gateway for; 0 when the body is all here
         self.cut = False  # the gateway said the body was cut short (BODY with EOF|ERROR)
+        self.lane = lane
 
     def _fetch(self, want):
         """Make one READ/BODY exchange for at least `want` bytes (less if less is left)."""
         if self.cut:
-            raise OSError("request body cut short: the client or web server went away")
+            raise self._cut_error()
         n = min(max(want, READ_MIN), self.left, READ_MAX)
         data, flags = self.chan.read_body(n)
         if flags & ERROR:
             # PROTOCOL.md, BODY: the read raises rather than pass a short body off as whole;
             # every later read that needs more raises too.
             self.cut = True
-            raise OSError("request body cut short: the client or web server went away")
+            raise self._cut_error()
         self.left = 0 if flags & EOF else self.left - len(data)
         return data
 
+    def _cut_error(self):
+        """The exception for a body cut short: Interrupted if the request was cancelled."""
+        exc = self.lane.interruption()
+        if exc is None:
+            exc = OSError("request body cut short: the client or web server went away")
+        return exc
+
     def read(self, size=-1):
         """Read up to size bytes, or everything that is left when size is negative or None."""
-        buf, pos = self.buf, self.pos
-        avail = len(buf) - pos
-        if size is not None and 0 <= size <= avail:
-            self.pos = pos + size
-            return buf[pos:pos + size]
-        parts = [buf[pos:]]
-        self.buf, self.pos = b"", 0
-        if size is None or size < 0:
-            while self.left:
-                parts.append(self._fetch(READ_MAX))
-        else:
-            need = size - avail
-            while need > 0 and self.left:
-                data = self._fetch(need)
-                if len(data) > need:
-                    # Keep the surplus for the next read.
-                    parts.append(data[:need])
-                    self.buf, self.pos = data, need
-                    break
-                parts.append(data)
-                need -= len(data)
-        return b"".join(parts)
+        lane = self.lane
+        was = lane.in_app
+        lane.in_app = False
+        try:
+            buf, pos = self.buf, self.pos
+            avail = len(buf) - pos
+            if size is not None and 0 <= size <= avail:
+                self.pos = pos + size
+                return buf[pos:pos + size]
+            parts = [buf[pos:]]
+            self.buf, self.pos = b"", 0
+            if size is None or size < 0:
+                while self.left:
+                    parts.append(self._fetch(READ_MAX))
+            else:
+                need = size - avail
+                while need > 0 and self.left:
+                    data = self._fetch(need)
+                    if len(data) > need:
+                        # Keep the surplus for the next read.
+                        parts.append(data[:need])
+                        self.buf, self.pos = data, need
+                        break
+                    parts.append(data)
+                    need -= len(data)
+            return b"".join(parts)
+        finally:
+            lane.in_app = was
 
     def readline(self, size=-1):
         """Read one line, ending with b"\\n" unless the body ends first or size is reached."""
-        limit = -1 if size is None else size
-        parts = []
-        while True:
-            buf, pos = self.buf, self.pos
-            stop = len(buf) if limit < 0 else min(len(buf), pos + limit)
-            i = buf.find(b"\n", pos, stop)
-            if i >= 0:
-                stop = i + 1
-            parts.append(buf[pos:stop])
-            self.pos = stop
-            if i >= 0 or not self.left:
-                break
-            if limit >= 0:
-                limit -= stop - pos
-                if limit == 0:
+        lane = self.lane
+        was = lane.in_app
+        lane.in_app = False
+        try:
+            limit = -1 if size is None else size
+            parts = []
+            while True:
+                buf, pos = self.buf, self.pos
+                stop = len(buf) if limit < 0 else min(len(buf), pos + limit)
+                i = buf.find(b"\n", pos, stop)
+                if i >= 0:
+                    stop = i + 1
+                parts.append(buf[pos:stop])
+                self.pos = stop
+                if i >= 0 or not self.left:
                     break
-            # The buffer is used up and the line goes on: get more of the body.
-            self.buf, self.pos = self._fetch(READ_MIN), 0
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+                if limit >= 0:
+                    limit -= stop - pos
+                    if limit == 0:
+                        break
+                # The buffer is used up and the line goes on: get more of the body.
+                self.buf, self.pos = self._fetch(READ_MIN), 0
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+        finally:
+            lane.in_app = was
 
     def readlines(self, hint=-1):
         """Read lines until the body ends, or until they hold at least hint bytes (hint > 0)."""
-        lines = []
-        total = 0
-        while True:
-            line = self.readline()
-            if not line:
-                return lines
-            lines.append(line)
-            total += len(line)
-            if hint is not None and 0 < hint <= total:
-                return lines
+        lane = self.lane
+        was = lane.in_app
+        lane.in_app = False
+        try:
+            lines = []
+            total = 0
+            while True:
+                line = self.readline()
+                if not line:
+                    return lines
+                lines.append(line)
+                total += len(line)
+                if hint is not None and 0 < hint <= total:
+                    return lines
+        finally:
+            lane.in_app = was
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        line = self.readline()
-        if not line:
-            raise StopIteration
-        return line
+        lane = self.lane
+        was = lane.in_app
+        lane.in_app = False
+        try:
+            line = self.readline()
+            if not line:
+                raise StopIteration
+            return line
+        finally:
+            lane.in_app = was
 
 
 # The wsgi.input of every request without a body: it holds nothing and never sends READ, so one
@@ -425,19 +605,41 @@ class ErrorStream:
     """wsgi.errors: a text stream writing to the current sys.stderr.
 
     The runner makes stderr line-buffered at start (Python 3.8 buffers a piped stderr in
-    blocks), so each line reaches the gateway's log as it is written.
+    blocks), so each line reaches the gateway's log as it is written. One per lane: its
+    methods clear the lane's in_app while they run.
     """
 
-    __slots__ = ()
+    __slots__ = ("lane",)
+
+    def __init__(self, lane=NO_LANE):
+        self.lane = lane
 
     def write(self, s):
-        return sys.stderr.write(s)
+        lane = self.lane
+        was = lane.in_app
+        lane.in_app = False
+        try:
+            return sys.stderr.write(s)
+        finally:
+            lane.in_app = was
 
     def writelines(self, lines):
-        sys.stderr.writelines(lines)
+        lane = self.lane
+        was = lane.in_app
+        lane.in_app = False
+        try:
+            sys.stderr.writelines(lines)
+        finally:
+            lane.in_app = was
 
     def flush(self):
-        sys.stderr.flush()
+        lane = self.lane
+        was = lane.in_app
+        lane.in_app = False
+        try:
+            sys.stderr.flush()
+        finally:
+            lane.in_app = was
 
 
 class FileWrapper:
@@ -465,7 +667,8 @@ class FileWrapper:
             close()
 
 
-# The environ keys that are the same for every request (PROTOCOL.md, "The environ encoding").
+# The environ keys that are the same for every request (PROTOCOL.md, "The environ encoding");
+# each Worker copies it with an ErrorStream of its own.
 STATIC = {
     "wsgi.version": (1, 0),
     "wsgi.errors": ErrorStream(),
@@ -547,13 +750,17 @@ class Response:
     Headers go out with the first non-empty body chunk (or at the end if there is none). The
     frame that completes the response carries END: the last item of a list or tuple, the byte
     that reaches a declared Content-Length, or an empty DATA after the iterable is exhausted.
+
+    The frame with END also clears the lane's key: a cancellation after it changes nothing.
     """
 
-    __slots__ = ("chan", "input", "block", "length", "sent", "started", "done", "dropped")
+    __slots__ = ("chan", "input", "lane", "key", "block", "length", "sent", "started", "done", "dropped")
 
-    def __init__(self, chan, input):
+    def __init__(self, chan, input, lane):
         self.chan = chan
         self.input = input
+        self.lane = lane
+        self.key = lane.key  # the request's 32-bit number (-1: cannot be cancelled)
         self.block = None  # header block from the last start_response, None before it
         self.length = -1  # the Content-Length the app declared, or -1
         self.sent = 0  # body bytes sent
@@ -561,26 +768,48 @@ class Response:
         self.done = False  # the frame with END is out
         self.dropped = 0  # body bytes the app produced past its Content-Length
 
+    def cancelled(self):
+        """environ["wsgi_fcgi.cancelled"]: whether the gateway has cancelled this request."""
+        key = self.key
+        return self.lane.board[self.lane.base + (key & (BOARD_SLOTS - 1))] == key
+
     def start_response(self, status, headers, exc_info=None):
         """PEP 3333's start_response, with its exc_info rules."""
-        if exc_info:
-            try:
-                if self.started:
-                    # Too late to change the response: let the app's error end it (END|ERROR).
-                    raise exc_info[1].with_traceback(exc_info[2])
-            finally:
-                exc_info = None  # drop the traceback reference, as PEP 3333 advises
-        elif self.block is not None:
-            raise RuntimeError("start_response() called a second time without exc_info")
-        self.block, self.length = encode_headers(status, headers)
-        return self.write
+        lane = self.lane
+        was = lane.in_app
+        lane.in_app = False
+        try:
+            if exc_info:
+                try:
+                    if self.started:
+                        # Too late to change the response: let the app's error end it (END|ERROR).
+                        raise exc_info[1].with_traceback(exc_info[2])
+                finally:
+                    exc_info = None  # drop the traceback reference, as PEP 3333 advises
+            elif self.block is not None:
+                raise RuntimeError("start_response() called a second time without exc_info")
+            self.block, self.length = encode_headers(status, headers)
+            return self.write
+        finally:
+            lane.in_app = was
 
     def write(self, data):
-        """PEP 3333's write(): data is sent before write returns."""
-        if self.block is None:
-            raise RuntimeError("write() called before start_response()")
-        if data:
-            self.send(data, False)
+        """PEP 3333's write(): data is sent before write returns.
+
+        If the request is cancelled, write raises Interrupted once the frame is out.
+        """
+        lane = self.lane
+        was = lane.in_app
+        lane.in_app = False
+        try:
+            if self.block is None:
+                raise RuntimeError("write() called before start_response()")
+            if data:
+                self.send(data, False)
+            if lane.board[lane.slot] == lane.key:
+                raise lane.interruption()
+        finally:
+            lane.in_app = was
 
     def send(self, data, last):
         """Send one non-empty body chunk; last says it is the app's final one."""
@@ -606,7 +835,10 @@ class Response:
         """Send body bytes as START or DATA; over 1 MiB, as 1 MiB slices of one memoryview."""
         if size > MAX_CHUNK:
             view = memoryview(data)
+            lane = self.lane
             for offset in range(0, size, MAX_CHUNK):
+                if offset and lane.board[lane.slot] == lane.key:
+                    raise lane.interruption()  # between two frames of a cancelled response
                 piece = view[offset:offset + MAX_CHUNK]
                 self._frame(piece, len(piece), last and offset + MAX_CHUNK >= size)
             return
@@ -619,15 +851,27 @@ class Response:
         self.sent += size
         if last:
             self.done = True
+            self.lane.key = -1
             # A READ after END is a protocol error: whatever the app reads now ends here.
             self.input.left = 0
 
     def send_result(self, result):
-        """Send the iterable the app returned, then END. close() is the caller's job."""
+        """Send the iterable the app returned, then END. close() is the caller's job.
+
+        Iterables are advanced with the lane's in_app set, and the board is checked before each
+        step: for a cancelled request this raises Interrupted (with no frame half-sent).
+        Lists and tuples are in memory already and go out whole.
+        """
+        lane = self.lane
+        board, slot = lane.board, lane.slot
         if type(result) is FileWrapper:
             read = result.filelike.read
             while not self.done:
+                if board[slot] == lane.key:
+                    raise lane.interruption()
+                lane.in_app = True
                 data = read(MAX_CHUNK)
+                lane.in_app = False
                 if not data:
                     break
                 self.send(data, False)
@@ -641,9 +885,17 @@ class Response:
                 if chunk:
                     self.send(chunk, i == last)
         else:
-            for chunk in result:
+            if board[slot] == lane.key:
+                raise lane.interruption()
+            lane.in_app = True
+            for chunk in result:  # __iter__ and each next() run with in_app set
+                lane.in_app = False
                 if chunk:
                     self.send(chunk, False)
+                if board[slot] == lane.key:
+                    raise lane.interruption()
+                lane.in_app = True
+            lane.in_app = False
         self.finish()
 
     def finish(self):
@@ -658,6 +910,7 @@ class Response:
             self.chan.send_start(END, self.block, b"")
             self.started = True
         self.done = True
+        self.lane.key = -1
         self.input.left = 0
 
     def fail(self, environ, message="app raised an exception"):
@@ -676,6 +929,7 @@ class Response:
         if self.done:
             return
         self.done = True
+        self.lane.key = -1
         self.input.left = 0
         if self.started:
             self.chan.send_data(END | ERROR, b"")
@@ -693,7 +947,7 @@ def _one_line(kind, exc):
     return "%s: %s" % (kind.__name__, message) if message else kind.__name__
 
 
-def make_input(chan, environ, flags, body):
+def make_input(chan, environ, flags, body, lane=NO_LANE):
     """Build wsgi.input from CONTENT_LENGTH, the REQUEST flags and the inline body (a memoryview)."""
     length = environ.get("CONTENT_LENGTH")
     if length and length.isdigit() and length.isascii():
@@ -712,18 +966,28 @@ def make_input(chan, environ, flags, body):
         body = body[:length]
     if not left and not body:
         return NO_BODY
-    return Input(chan, bytes(body), left)
+    return Input(chan, bytes(body), left, lane)
 
 
-class Worker:
-    """The request loop: one REQUEST frame at a time until the channel closes or SIGTERM."""
+class Worker(Lane):
+    """The request loop: one REQUEST frame at a time until the channel closes or SIGTERM.
 
-    def __init__(self, chan, app, ppid):
+    A Worker is also its channel's Lane: index is the channel's place in WSGI_FCGI_RUNNER_FD,
+    board the process's cancel board (PROTOCOL.md, "The cancel board").
+    """
+
+    __slots__ = ("chan", "app", "ppid", "idle", "stopping", "n", "static")
+
+    def __init__(self, chan, app, ppid, index=0, board=None):
+        Lane.__init__(self, zero_board(index + 1) if board is None else board, index)
         self.chan = chan
         self.app = app
         self.ppid = ppid  # the gateway's pid, taken at start: another parent means it is gone
         self.idle = False  # blocked waiting for a REQUEST: SIGTERM may end the process at once
         self.stopping = False  # SIGTERM arrived: exit after the current request
+        self.n = 0  # REQUEST frames received (PROTOCOL.md, "Request numbers")
+        self.static = dict(STATIC)
+        self.static["wsgi.errors"] = ErrorStream(self)
 
     def on_term(self, signum, frame):
         """SIGTERM (and SIGINT): finish the current request, or stop now when idle."""
@@ -734,6 +998,8 @@ class Worker:
     def serve(self):
         """Serve requests until told to stop; return the exit status."""
         chan = self.chan
+        board = self.board
+        self.ident = threading.get_ident()
         try:
             while True:
                 # idle is set before the checks, so a SIGTERM that lands after them still
@@ -755,7 +1021,18 @@ class Worker:
                 ftype, flags, payload = frame
                 if ftype != REQUEST:
                     raise ChannelError("frame type %d while waiting for REQUEST" % ftype)
+                n = self.n = self.n + 1
+                if chan.seq != n & 0xFFFF:
+                    raise ChannelError("REQUEST numbered %d, want %d" % (chan.seq, n & 0xFFFF))
+                key = n & U32_MASK or -1  # 0 is every word of a fresh board: never cancelled
+                slot = self.base + (key & (BOARD_SLOTS - 1))
+                if board[slot] == key:
+                    # Cancelled before it started (sent ahead, then aborted): the app never sees it.
+                    chan.send_frame(ABORTED, 0)
+                    continue
+                self.key, self.slot = key, slot
                 self.handle(flags, payload)
+                self.key = -1
         except Stop:
             log("info", "SIGTERM received while idle: exiting")
             return EXIT_OK
@@ -763,7 +1040,8 @@ class Worker:
     def handle(self, flags, payload):
         """Run the app for one REQUEST frame and send its response.
 
-        Errors are answered as PROTOCOL.md's "Behaviour at every break" says.
+        Errors are answered as PROTOCOL.md's "Behaviour at every break" says; a request the
+        gateway cancels ends with ABORTED (PROTOCOL.md, "Interrupting the app").
         """
         if len(payload) < 4:
             raise ChannelError("REQUEST of %d bytes" % len(payload))
@@ -776,28 +1054,53 @@ class Worker:
             raise ChannelError("REQUEST environ does not decode: %s" % e)
         if type(environ) is not dict:
             raise ChannelError("REQUEST environ is a %s, not a dict" % type(environ).__name__)
-        environ.update(STATIC)
+        environ.update(self.static)
         if flags & EOF and environ_end == len(payload):
             body = NO_BODY  # the common case, a request without a body
         else:
-            body = make_input(self.chan, environ, flags, payload[environ_end:])
+            body = make_input(self.chan, environ, flags, payload[environ_end:], self)
         environ["wsgi.input"] = body
-        response = Response(self.chan, body)
+        response = Response(self.chan, body, self)
+        environ["wsgi_fcgi.cancelled"] = response.cancelled
         result = None
+        stopped = None
         try:
+            self.in_app = True
             result = self.app(environ, response.start_response)
+            self.in_app = False
             response.send_result(result)
         except Exception:
+            self.in_app = False
             response.fail(environ)
+        except Interrupted:
+            self.in_app = False
+            stopped = self.interruption()
+            if stopped is None:
+                response.fail(environ)  # the app raised it itself: an error like any other
+            else:
+                response.done = True  # ABORTED ends it: nothing else goes out, nor any READ
+                self.key = -1
+                body.left = 0
         except ChannelError:
             raise
         except BaseException:
             # SystemExit or KeyboardInterrupt from the app: answer, then let it end the worker.
+            self.in_app = False
             response.fail(environ)
             raise
         finally:
+            self.in_app = False
             if result is not None:
                 self.close_result(result, response, environ)
+        if stopped is not None:
+            log(
+                "info",
+                "request stopped: cancelled",
+                reason=REASON_NAMES[type(stopped)],
+                method=environ.get("REQUEST_METHOD", ""),
+                uri=str(environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")),
+            )
+            self.chan.send_frame(ABORTED, 0)
         if response.dropped:
             log(
                 "warn",
@@ -808,7 +1111,10 @@ class Worker:
             )
 
     def close_result(self, result, response, environ):
-        """Call the iterable's close(), if it has one, as PEP 3333 requires even after an error."""
+        """Call the iterable's close(), if it has one, as PEP 3333 requires even after an error.
+
+        in_app is clear: SIGUSR2 does not interrupt close(), which runs to its end.
+        """
         try:
             close = getattr(result, "close", None)
             if close is not None:
@@ -977,15 +1283,24 @@ def run(chans, args, ppid):
     global DEBUG
     DEBUG = args.debug
     stack_fd = os.environ.get(STACK_FD_VAR)
-    for name in (COOKIE_VAR, FD_VAR, STACK_FD_VAR):
+    board_fd = os.environ.get(BOARD_FD_VAR)
+    for name in (COOKIE_VAR, FD_VAR, STACK_FD_VAR, BOARD_FD_VAR):
         os.environ.pop(name, None)  # the app and its children have no use for them
+    board = None
     if not args.preload:
         enable_stack_dumps(stack_fd)
+        if board_fd:
+            try:
+                board = map_board(int(board_fd), len(chans))
+            except (ValueError, OSError) as e:
+                log("error", "the cancel board cannot be mapped: exiting", error=str(e))
+                return EXIT_CHANNEL
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.reconfigure(line_buffering=True)  # each line reaches the gateway's log at once
         except (AttributeError, ValueError):
             pass
+    sys.modules["wsgi_fcgi"] = API  # before the app's import, which may import it
     try:
         set_path(args.chdir, args.pythonpath)
         app = load_app(args.app)
@@ -1004,33 +1319,70 @@ def run(chans, args, ppid):
         return EXIT_APP_LOAD
     if args.preload:
         return Master(chans[0].ends.sock, app, ppid).run()
-    return serve_app(chans, app, ppid)
+    return serve_app(chans, app, ppid, board)
 
 
-def serve_app(chans, app, ppid):
+def serve_app(chans, app, ppid, board=None):
     """Serve requests with app on every channel until they close; return the exit status.
 
     One channel is served in the main thread. With more (--threads), each of the others gets a
     thread of its own and wsgi.multithread is True; the process exits when all have ended.
     An app that calls sys.exit() in one of those threads ends the whole process after its
     answer (the gateway answers 502 for requests other threads were running).
+
+    board is the mapped cancel board, None without one. SIGUSR2 interrupts cancelled
+    requests (on_interrupt); the threads block it, so that it reaches the main thread.
     """
+    global ASYNC_EXC
+    if board is None:
+        board = zero_board(len(chans))
     STATIC["wsgi.multithread"] = len(chans) > 1
+    if len(chans) > 1 and sys.implementation.name == "cpython":
+        try:
+            import ctypes
+
+            ASYNC_EXC = (ctypes.pythonapi.PyThreadState_SetAsyncExc, ctypes)
+        except (ImportError, AttributeError):
+            ASYNC_EXC = None
+    previous = signal.signal(signal.SIGUSR2, on_interrupt)
+    if previous not in (signal.SIG_DFL, signal.SIG_IGN, None, on_interrupt):
+        log("warn", "the app's SIGUSR2 handler is replaced: wsgi-fcgi interrupts cancelled requests with it")
+    workers = [Worker(chan, app, ppid, i, board) for i, chan in enumerate(chans)]
+    workers[0].main = True
+    LANES[:] = workers
     threads = []
-    for i, chan in enumerate(chans[1:], 1):
-        t = threading.Thread(target=serve_thread, args=(chan, app, ppid), name="wsgi-fcgi-%d" % i, daemon=True)
-        t.start()
-        threads.append(t)
-    status = serve_channel(chans[0], app, ppid, True)
+    if len(workers) > 1:
+        # The threads start with SIGUSR2 blocked (a new thread inherits the signal mask), so
+        # the kernel delivers it to the main thread: only there does Python run its handler,
+        # and only there would it interrupt a blocking call.
+        mask = _block_sigusr2(signal.SIG_BLOCK)
+        try:
+            for i, worker in enumerate(workers[1:], 1):
+                t = threading.Thread(target=serve_thread, args=(worker,), name="wsgi-fcgi-%d" % i, daemon=True)
+                t.start()
+                threads.append(t)
+        finally:
+            if mask:
+                _block_sigusr2(signal.SIG_UNBLOCK)
+    status = serve_channel(workers[0])
     for t in threads:
         t.join()
     return status
 
 
-def serve_thread(chan, app, ppid):
+def _block_sigusr2(how):
+    """Block or unblock SIGUSR2 in the calling thread; False where that cannot be done."""
+    try:
+        signal.pthread_sigmask(how, [signal.SIGUSR2])
+        return True
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def serve_thread(worker):
     """A thread's serve_channel: an app's sys.exit() here ends the process."""
     try:
-        status = serve_channel(chan, app, ppid, False)
+        status = serve_channel(worker)
     except SystemExit as e:
         status = e.code if isinstance(e.code, int) else EXIT_CHANNEL
     except BaseException:
@@ -1044,10 +1396,11 @@ def serve_thread(chan, app, ppid):
             os._exit(status)
 
 
-def serve_channel(chan, app, ppid, main):
-    """Say READY on chan and serve requests with app until told to stop; return the exit status."""
-    worker = Worker(chan, app, ppid)
-    if main:
+def serve_channel(worker):
+    """Say READY on the worker's channel and serve requests until told to stop; return the exit
+    status. The main thread's worker also takes SIGTERM and SIGINT."""
+    chan = worker.chan
+    if worker.main:
         signal.signal(signal.SIGTERM, worker.on_term)
         signal.signal(signal.SIGINT, worker.on_term)
     try:
@@ -1062,13 +1415,13 @@ def serve_channel(chan, app, ppid, main):
 
 # Control frames of a preload master (PROTOCOL.md, "Preload"), one frame per SOCK_SEQPACKET
 # message on the master's control socket.
-FORK = 32  # gateway -> master: uint32 token; SCM_RIGHTS: the channels' pipes and the stack pipe
+FORK = 32  # gateway -> master: uint32 token; SCM_RIGHTS: the channels' pipes, the board, the stack pipe
 SPAWNED = 33  # master -> gateway: uint32 token, uint32 pid of the forked worker
 EXITED = 34  # master -> gateway: uint32 pid, int32 wait status
 U32_PAIR = struct.Struct("<II")
 U32_I32 = struct.Struct("<Ii")
 PR_SET_PDEATHSIG = 1
-MAX_FDS = 253  # the kernel's SCM_MAX_FD: two per channel (--threads, at most 126) and the stack pipe
+MAX_FDS = 253  # the kernel's SCM_MAX_FD: two per channel (--threads, at most 125), board, stack pipe
 
 
 class Master:
@@ -1145,15 +1498,21 @@ class Master:
         if not msg:
             return False
         length, ftype, _, _ = FRAME.unpack_from(msg)
-        if ftype != FORK or length != 4 or len(fds) < 3 or len(fds) % 2 == 0:
+        # 2N channel ends, the board and the stack pipe; without the board (an odd count), the
+        # worker gets none and nothing is ever cancelled, as without WSGI_FCGI_RUNNER_BOARD_FD.
+        if ftype != FORK or length != 4 or len(fds) < 3:
             for fd in fds:
                 os.close(fd)
             log("error", "preload master: bad control message", type=ftype, fds=len(fds))
             return True
         token = U32.unpack_from(msg, 8)[0]
+        if len(fds) % 2:
+            chan_fds, board_fd = fds[:-1], None
+        else:
+            chan_fds, board_fd = fds[:-2], fds[-2]
         pid = os.fork()
         if pid == 0:
-            self.child(fds[:-1], fds[-1])  # never returns
+            self.child(chan_fds, board_fd, fds[-1])  # never returns
         for fd in fds:
             os.close(fd)
         self.children.add(pid)
@@ -1172,7 +1531,7 @@ class Master:
             self.children.discard(pid)
             self.send(EXITED, U32_I32.pack(pid, status))
 
-    def child(self, chan_fds, stack_fd):
+    def child(self, chan_fds, board_fd, stack_fd):
         """The forked worker: serve the channel, then leave without running the master's code."""
         status = EXIT_CHANNEL
         try:
@@ -1193,7 +1552,14 @@ class Master:
                 for fd in chan_fds[i:i + 2]:
                     os.set_inheritable(fd, False)
                 chans.append(Channel(Pipes(chan_fds[i], chan_fds[i + 1])))
-            status = serve_app(chans, self.app, master)
+            board = None
+            if board_fd is not None:
+                try:
+                    board = map_board(board_fd, len(chans))
+                except (ValueError, OSError) as e:
+                    log("error", "the cancel board cannot be mapped: exiting", error=str(e))
+                    os._exit(EXIT_CHANNEL)
+            status = serve_app(chans, self.app, master, board)
         except SystemExit as e:
             status = e.code if isinstance(e.code, int) else EXIT_CHANNEL
         except BaseException:

@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import marshal
+import mmap
 import os
 import pstats
 import select
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 import unittest
 
 sys.dont_write_bytecode = True  # no __pycache__ next to the fixture apps and runner.py
@@ -43,11 +45,12 @@ COOKIE = "wsgi-fcgi-runner-v1"
 TIMEOUT = 10.0  # seconds any single wait may take before a test fails instead of hanging
 
 # Frame types and flags (PROTOCOL.md, "Frames"), repeated here: the test is the other side.
-REQUEST, BODY, READY, FATAL, START, DATA, READ = 1, 2, 16, 17, 18, 19, 21
+REQUEST, BODY, READY, FATAL, START, DATA, READ, ABORTED = 1, 2, 16, 17, 18, 19, 21, 22
 FORK, SPAWNED, EXITED = 32, 33, 34  # a preload master's control frames (PROTOCOL.md, "Preload")
 EOF, END, ERROR = 0x01, 0x02, 0x04
 FRAME = struct.Struct("<IBBH")
 U32 = struct.Struct("<I")
+U16 = struct.Struct("<H")
 MiB = 1 << 20
 KiB = 1 << 10
 
@@ -95,11 +98,39 @@ def base_environ(path, body=b""):
     }
 
 
-def request_frame(environ, inline=b"", eof=True):
-    """Build a REQUEST frame: the marshal environ and the inline body."""
+def request_frame(environ, inline=b"", eof=True, seq=1):
+    """Build the REQUEST frame numbered seq: the marshal environ and the inline body."""
     block = encode_environ(environ)
     payload = U32.pack(len(block)) + block + inline
-    return FRAME.pack(len(payload), REQUEST, EOF if eof else 0, 0) + payload
+    return FRAME.pack(len(payload), REQUEST, EOF if eof else 0, seq & 0xFFFF) + payload
+
+
+class Board:
+    """The gateway's side of a cancel board (PROTOCOL.md, "The cancel board"): a memfd (or a
+    temporary file) of 256 bytes per channel, mapped read-write."""
+
+    def __init__(self, channels=1):
+        size = 256 * channels
+        if hasattr(os, "memfd_create"):
+            self.fd = os.memfd_create("wsgi-fcgi-board")
+        else:
+            self.fd, path = tempfile.mkstemp()
+            os.unlink(path)
+        os.ftruncate(self.fd, size)
+        self.map = mmap.mmap(self.fd, size)
+        self.words = memoryview(self.map).cast("I")
+
+    def cancel(self, n, reason=1, channel=0):
+        """Cancel request n of a channel: the reason first, then the number (as the gateway)."""
+        base = 64 * channel
+        self.words[base + 32 + n % 32] = reason
+        self.words[base + n % 32] = n & 0xFFFFFFFF
+
+    def close_fd(self):
+        """Close the descriptor (the runner has its own); the map stays."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 class PipeEnd:
@@ -212,13 +243,33 @@ def parse_block(block):
     return fields[0], list(zip(fields[1::2], fields[2::2]))
 
 
+def wsgiapps_app(environ, start_response):
+    """testdata/runner/wsgiapps.py's app, with the runner's wsgi_fcgi.* extension keys hidden
+    from its /environ route: that dumps every key not starting with "wsgi." as JSON, and
+    wsgi_fcgi.cancelled is a callable."""
+    import wsgiapps
+
+    if environ.get("PATH_INFO") == "/environ":
+        environ = {k: v for k, v in environ.items() if not k.startswith("wsgi_fcgi.")}
+    return wsgiapps.app(environ, start_response)
+
+
+# Runner arguments (app, args, chdir) for wsgiapps:app through wsgiapps_app above.
+WSGIAPPS = ("runner_test:wsgiapps_app", ("--pythonpath", APPS), HERE)
+
+
 class Runner:
     """One runner process and the gateway's end of its channel."""
 
     def __init__(
         self, app="wsgiapps:app", args=(), chdir=APPS, cookie=COOKIE, env=None, python_args=(),
-        pass_fds=(), sock_type=socket.SOCK_STREAM,
+        pass_fds=(), sock_type=socket.SOCK_STREAM, board=False,
     ):
+        self.seq = 0  # REQUEST frames sent (PROTOCOL.md, "Request numbers")
+        self.board = Board() if board else None
+        if board:
+            env = dict(env or {}, WSGI_FCGI_RUNNER_BOARD_FD=str(self.board.fd))
+            pass_fds = tuple(pass_fds) + (self.board.fd,)
         self.gate_r, self.gate_w = os.pipe()
         if sock_type == socket.SOCK_STREAM:
             ours, theirs, fd_value = channel_pipes()  # a worker's channel
@@ -253,6 +304,8 @@ class Runner:
         else:
             sock.close()
         os.close(self.gate_r)  # the runner holds it now
+        if self.board:
+            self.board.close_fd()
         ours.settimeout(TIMEOUT)
         self.sock = ours
         self.conn = Conn(ours)
@@ -281,8 +334,15 @@ class Runner:
     def release_gate(self):
         os.write(self.gate_w, b"x")
 
+    def next_seq(self):
+        """The number of the next REQUEST on the channel."""
+        self.seq += 1
+        return self.seq
+
     def send_request(self, path, environ=None, body=b"", inline=None, eof=None):
-        """Send REQUEST; return the body bytes left for READ/BODY and whether EOF was sent."""
+        """Send REQUEST; return the body bytes left for READ/BODY and whether EOF was sent.
+
+        Its number is self.seq afterwards."""
         env = base_environ(path, body)
         env["GATE_FD"] = str(self.gate_r)
         env.update(environ or {})
@@ -290,7 +350,7 @@ class Runner:
             inline = min(len(body), 64 * KiB)
         if eof is None:
             eof = inline >= len(body)
-        self.sock.sendall(request_frame(env, body[:inline], eof))
+        self.sock.sendall(request_frame(env, body[:inline], eof, self.next_seq()))
         return body[inline:], eof
 
     def request(self, path, environ=None, body=b"", inline=None, eof=None, **answer):
@@ -413,7 +473,7 @@ class ServeTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.runner = Runner()
+        cls.runner = Runner(*WSGIAPPS)
         cls.info = cls.runner.ready()
 
     @classmethod
@@ -438,7 +498,7 @@ class ServeTest(unittest.TestCase):
         self.assertFalse(result.error)
 
     def test_ready(self):
-        self.assertEqual(self.info["protocol"], "1")
+        self.assertEqual(self.info["protocol"], "2")
         self.assertEqual(int(self.info["pid"]), self.runner.proc.pid)
         self.assertRegex(self.info["python"], r"^3\.\d+\.\d+$")
 
@@ -856,7 +916,7 @@ class LifecycleTest(unittest.TestCase):
         bad = [
             FRAME.pack(4, BODY, 0, 0) + b"abcd",  # BODY while idle
             FRAME.pack(16 * MiB + 1, REQUEST, 0, 0),  # over the size limit
-            FRAME.pack(5, REQUEST, EOF, 0) + U32.pack(1) + b"?",  # not marshal
+            FRAME.pack(5, REQUEST, EOF, 1) + U32.pack(1) + b"?",  # not marshal
             FRAME.pack(8, REQUEST, 0, 0) + b"abc",  # channel closes inside a frame
         ]
         for frame in bad:
@@ -1073,13 +1133,18 @@ HELLO_ENVIRON = {
 }
 
 
-def drive(sock, frame, count):
+def drive(runner, frame, count):
     """Send `count` hello requests one after another, each after the previous END; return seconds."""
     buf = bytearray(64 * KiB)
     view = memoryview(buf)
+    sock = runner.sock
+    frame = bytearray(frame)
     recv_into, sendall, unpack_from = sock.recv_into, sock.sendall, FRAME.unpack_from
+    number, first = U16.pack_into, runner.seq + 1
+    runner.seq += count
     began = time.perf_counter()
-    for _ in range(count):
+    for n in range(first, first + count):
+        number(frame, 6, n & 0xFFFF)
         sendall(frame)
         have = recv_into(buf)
         while have < 8 or have < 8 + unpack_from(buf)[0]:
@@ -1181,11 +1246,14 @@ class PreloadTest(unittest.TestCase):
         self.addCleanup(lambda: master.proc.poll() is None and master.proc.kill())
         return master
 
-    def fork(self, master, token):
-        """Ask for a worker; return (its Conn, its stack pipe's read end, its pid)."""
+    def fork(self, master, token, board=None):
+        """Ask for a worker; return (its Conn, its stack pipe's read end, its pid).
+
+        board: a Board whose descriptor goes with FORK, between the channel and the stack pipe."""
         ours, theirs, _ = channel_pipes()
         r, w = os.pipe()
-        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("iii", theirs[0], theirs[1], w))]
+        fds = theirs + ((board.fd,) if board else ()) + (w,)
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("%di" % len(fds), *fds))]
         master.sock.sendmsg([FRAME.pack(4, FORK, 0, 0) + U32.pack(token)], rights)
         for fd in theirs + (w,):
             os.close(fd)
@@ -1269,8 +1337,9 @@ class ThreadsTest(unittest.TestCase):
                     "WSGI_FCGI_RUNNER_FD": ",".join(str(theirs.fileno()) for _, theirs in pairs)})
         stderr = tempfile.TemporaryFile()
         self.addCleanup(stderr.close)
+        app, args, chdir = WSGIAPPS
         proc = subprocess.Popen(
-            [PYTHON, RUNNER, "--app", "wsgiapps:app", "--chdir", APPS],
+            [PYTHON, RUNNER, "--app", app, "--chdir", chdir] + list(args),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
             pass_fds=[theirs.fileno() for _, theirs in pairs] + [gate_r], env=env,
         )
@@ -1307,6 +1376,429 @@ class ThreadsTest(unittest.TestCase):
         self.assertEqual(proc.wait(TIMEOUT), 0)
 
 
+# --- Cancellation (PROTOCOL.md, "The cancel board", "Interrupting the app") -------------------
+#
+# The app below runs in the runner (--app runner_test:cancel_app --chdir pyrunner). It records
+# what happened in EVENTS, which /events returns and clears; it tells the test where it is by
+# writing one byte to the pipe named by the environ key NOTIFY_FD, and waits for the test at
+# the gate (GATE_FD, as wsgiapps.py does).
+
+EVENTS = []
+
+
+def _notify(environ, what=b"."):
+    os.write(int(environ["NOTIFY_FD"]), what)
+
+
+def _gate(environ):
+    os.read(int(environ["GATE_FD"]), 1)
+
+
+class _Stream:
+    """An iterable with close(): chunk 0 at once, then one chunk per byte through the gate."""
+
+    def __init__(self, environ):
+        self.environ = environ
+
+    def __iter__(self):
+        yield b"chunk0"
+        for i in range(1, 100):
+            _gate(self.environ)
+            yield b"chunk%d" % i
+
+    def close(self):
+        EVENTS.append("close")
+
+
+def _record(body):
+    """Run body(); record the exception it raised (raised:Name) and that finally ran."""
+    try:
+        return body()
+    except BaseException as e:
+        EVENTS.append("raised:" + type(e).__name__)
+        raise
+    finally:
+        EVENTS.append("finally")
+
+
+def cancel_app(environ, start_response):
+    path = environ["PATH_INFO"]
+    text = [("Content-Type", "text/plain")]
+    if path == "/events":
+        start_response("200 OK", text)
+        body = ",".join(EVENTS).encode()
+        del EVENTS[:]
+        return [body]
+    EVENTS.append("start:" + path)
+    if path == "/hello":
+        start_response("200 OK", text)
+        return [b"hello"]
+    if path == "/gate":
+        _gate(environ)
+        start_response("200 OK", text)
+        return [b"done"]
+    if path == "/stream":
+        start_response("200 OK", text)
+        return _Stream(environ)
+    if path == "/sleep":  # blocked in a C call, in the main thread
+
+        def sleep():
+            _notify(environ)
+            time.sleep(30)
+
+        _record(sleep)
+    elif path == "/busy":  # a loop of Python bytecode that calls nothing that blocks
+
+        def busy():
+            _notify(environ)
+            deadline = time.monotonic() + 30
+            n = 0
+            while n < 10 ** 9 and time.monotonic() < deadline:
+                n += 1
+
+        _record(busy)
+    elif path == "/upload":
+        read = environ["wsgi.input"].read
+        _record(lambda: [read(64 * KiB) for _ in range(100)])
+    elif path == "/poll":
+        cancelled = environ["wsgi_fcgi.cancelled"]
+        before = cancelled()
+        _notify(environ)
+        _gate(environ)
+        start_response("200 OK", text)
+        return [b"%r,%r" % (before, cancelled())]
+    elif path == "/write":  # big write() calls: 4 MiB each, sent as 1 MiB frames
+        write = start_response("200 OK", text)
+        _record(lambda: [write(b"x" * (4 * MiB)) for _ in range(4)])
+    elif path == "/exceptions":
+        import wsgi_fcgi
+
+        start_response("200 OK", text)
+        classes = (wsgi_fcgi.Interrupted, wsgi_fcgi.RequestAborted, wsgi_fcgi.SoftTimeout)
+        return [",".join("%s:%s" % (c.__name__, c.__mro__[1].__name__) for c in classes).encode()]
+    start_response("200 OK", text)
+    return [b"finished"]
+
+
+def _python_impl():
+    out = subprocess.check_output([PYTHON, "-c", "import sys; print(sys.implementation.name)"])
+    return out.decode().strip()
+
+
+class InterruptRuleTest(unittest.TestCase):
+    """The SIGUSR2 handler, in-process: it raises only into the app's code, once per request."""
+
+    def test_only_into_app_code(self):
+        runner = import_runner()
+        board = memoryview(bytearray(256)).cast("I")
+        lane = runner.Lane(board, 0)
+        lane.main = True
+        saved = runner.LANES[:]
+        runner.LANES[:] = [lane]
+        self.addCleanup(runner.LANES.__setitem__, slice(None), saved)
+        app_frame = sys._getframe()  # the test's: not the runner's
+        runner_frame = types.SimpleNamespace(f_globals=vars(runner))
+        lane.key, lane.slot, lane.in_app = 37, 5, True
+        runner.on_interrupt(signal.SIGUSR2, app_frame)  # not cancelled: nothing
+        board[5 + 32], board[5] = 2, 37
+        lane.in_app = False
+        runner.on_interrupt(signal.SIGUSR2, app_frame)  # in the runner's code (in_app clear)
+        lane.in_app = True
+        runner.on_interrupt(signal.SIGUSR2, runner_frame)  # a runner frame
+        runner.on_interrupt(signal.SIGUSR2, None)
+        with self.assertRaises(runner.SoftTimeout):
+            runner.on_interrupt(signal.SIGUSR2, app_frame)
+        runner.on_interrupt(signal.SIGUSR2, app_frame)  # once per request
+        lane.key, lane.slot = 69, 5  # the next request in that slot: not cancelled
+        runner.on_interrupt(signal.SIGUSR2, app_frame)
+        board[5] = 69
+        board[5 + 32] = 1
+        with self.assertRaises(runner.RequestAborted):
+            runner.on_interrupt(signal.SIGUSR2, app_frame)
+        # The request after 2**32 - 1 has the number 0, every word of a fresh board: never cancelled.
+        lane.key, lane.slot = -1, 0
+        self.assertIsNone(lane.interruption())
+        self.assertTrue(issubclass(runner.Interrupted, BaseException))
+        self.assertFalse(issubclass(runner.Interrupted, Exception))
+
+
+def proc_state(pid, tid=None):
+    """The scheduler state letter of a process (or of one of its threads)."""
+    path = "/proc/%d/stat" % pid if tid is None else "/proc/%d/task/%d/stat" % (pid, tid)
+    with open(path) as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def wait_state(pid, states, what):
+    """Poll until the process is in one of states (e.g. "S": blocked); a sync point, not a sleep."""
+    deadline = time.monotonic() + TIMEOUT
+    while proc_state(pid) not in states:
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for %s" % what)
+        time.sleep(0.001)
+
+
+@unittest.skipUnless(sys.platform.startswith("linux"), "/proc and memfd are Linux")
+class CancelTest(unittest.TestCase):
+    """Requests the gateway cancels: the board, SIGUSR2, ABORTED."""
+
+    def start(self, **kw):
+        self.notify_r, notify_w = os.pipe()
+        self.addCleanup(os.close, self.notify_r)
+        runner = Runner("runner_test:cancel_app", chdir=HERE, board=True, pass_fds=(notify_w,), **kw)
+        os.close(notify_w)
+        self.notify_fd = notify_w  # the runner's copy has this number
+        self.addCleanup(lambda: runner.proc.poll() is None and runner.proc.kill())
+        self.assertEqual(runner.ready()["protocol"], "2")
+        return runner
+
+    def send(self, runner, path, **kw):
+        environ = dict(kw.pop("environ", {}), NOTIFY_FD=str(self.notify_fd))
+        runner.send_request(path, environ=environ, **kw)
+        return runner.seq
+
+    def notified(self):
+        ready, _, _ = select.select([self.notify_r], [], [], TIMEOUT)
+        self.assertTrue(ready, "the app did not get to its notify point")
+        return os.read(self.notify_r, 1)
+
+    def events(self, runner):
+        return runner.request("/events").body.decode().split(",")
+
+    def assert_aborted(self, runner):
+        frame = runner.conn.recv()
+        self.assertIsNotNone(frame, "channel closed; stderr: %s" % runner.stderr)
+        self.assertEqual(frame, Frame(ABORTED, 0, b""))
+
+    def test_cancelled_before_start_never_runs(self):
+        runner = self.start()
+        first = self.send(runner, "/gate")
+        second = self.send(runner, "/hello")  # sent ahead, behind the request at the gate
+        runner.board.cancel(second)
+        runner.release_gate()
+        self.assertEqual(runner.read_response().body, b"done")
+        self.assertEqual(first, second - 1)
+        self.assert_aborted(runner)  # no START: the app never saw it
+        self.assertEqual(runner.request("/hello").body, b"hello")
+        self.assertEqual(self.events(runner), ["start:/gate", "start:/hello"])
+        self.assertEqual(runner.close(), 0)
+
+    def test_stream_stops_between_chunks(self):
+        runner = self.start()
+        n = self.send(runner, "/stream")
+        frame = runner.conn.recv()
+        self.assertEqual(frame.type, START)
+        self.assertTrue(frame.payload.endswith(b"chunk0"))
+        # The generator waits at the gate for chunk 1; cancel, then let it yield once more.
+        wait_state(runner.proc.pid, "S", "the generator to wait at the gate")
+        runner.board.cancel(n)
+        runner.release_gate()
+        self.assertEqual(runner.conn.recv(), Frame(DATA, 0, b"chunk1"))
+        self.assert_aborted(runner)
+        # close() ran once, before ABORTED; the next request is served.
+        self.assertEqual(self.events(runner), ["start:/stream", "close"])
+        entry = runner.wait_log(lambda e: e["@message"] == "request stopped: cancelled", "the log line")
+        self.assertEqual((entry["reason"], entry["method"], entry["uri"], entry["@level"]), ("aborted", "GET", "/stream", "info"))
+        self.assertNotIn("traceback", entry)
+        self.assertEqual(runner.close(), 0)
+
+    def interrupt_sleep(self, runner, reason):
+        n = self.send(runner, "/sleep")
+        self.notified()
+        wait_state(runner.proc.pid, "S", "the app to sleep")
+        began = time.monotonic()
+        runner.board.cancel(n, reason)
+        runner.proc.send_signal(signal.SIGUSR2)
+        self.assert_aborted(runner)
+        self.assertLess(time.monotonic() - began, 5)
+
+    def test_sigusr2_interrupts_a_sleeping_app(self):
+        runner = self.start()
+        for reason, name, logged in ((1, "RequestAborted", "aborted"), (2, "SoftTimeout", "soft timeout")):
+            with self.subTest(reason=reason):
+                self.interrupt_sleep(runner, reason)
+                self.assertEqual(self.events(runner), ["start:/sleep", "raised:" + name, "finally"])
+                runner.wait_log(lambda e: e.get("reason") == logged, "the log line")
+        self.assertEqual(runner.request("/hello").body, b"hello")
+        self.assertFalse([e for e in runner.logs() if e["@level"] == "error"])
+        self.assertEqual(runner.close(), 0)
+
+    def test_sigusr2_without_cancel_does_nothing(self):
+        runner = self.start()
+        for _ in range(40):  # wrap the board's 32 slots: stale numbers in them change nothing
+            runner.request("/hello")
+        n = self.send(runner, "/gate")
+        runner.board.cancel(n - 32)  # the same slot, an older request
+        runner.board.cancel(n + 1)  # the next slot, a later one
+        for _ in range(3):
+            wait_state(runner.proc.pid, "S", "the app to wait at the gate")
+            runner.proc.send_signal(signal.SIGUSR2)
+        runner.release_gate()
+        r = runner.read_response()
+        self.assertEqual((r.status, r.body, r.error), ("200 OK", b"done", False))
+        self.assertEqual(runner.close(), 0)
+
+    def test_wsgi_input_raises_when_cancelled(self):
+        runner = self.start()
+        n = self.send(runner, "/upload", body=b"x" * MiB, inline=0)
+        frame = runner.conn.recv()
+        self.assertEqual(frame.type, READ)
+        runner.board.cancel(n)
+        runner.conn.send(BODY, EOF | ERROR)
+        self.assert_aborted(runner)
+        self.assertEqual(self.events(runner), ["start:/upload", "raised:RequestAborted", "finally"])
+        # Not cancelled: OSError, as before (and the app's error answer).
+        r = runner.request("/upload", body=b"x" * MiB, inline=0, cut=True)
+        self.assertEqual(r.status, "500 Internal Server Error")
+        self.assertEqual(self.events(runner), ["start:/upload", "raised:OSError", "finally"])
+        self.assertEqual(runner.close(), 0)
+
+    def test_cancelled_callable_flips(self):
+        runner = self.start()
+        n = self.send(runner, "/poll")
+        self.notified()
+        runner.board.cancel(n)
+        runner.release_gate()
+        r = runner.read_response()  # a list is in memory: it goes out whole, with END
+        self.assertEqual(r.body, b"False,True")
+        self.assertEqual(runner.close(), 0)
+
+    def test_exceptions_module(self):
+        runner = self.start()
+        self.assertEqual(
+            runner.request("/exceptions").body,
+            b"Interrupted:BaseException,RequestAborted:Interrupted,SoftTimeout:Interrupted",
+        )
+        self.assertEqual(runner.close(), 0)
+
+    def test_request_number_mismatch_is_a_channel_error(self):
+        runner = self.start()
+        self.assertEqual(runner.request("/hello").body, b"hello")
+        runner.sock.sendall(request_frame(base_environ("/hello"), seq=3))  # 2 is next
+        self.assertIsNone(runner.conn.recv())
+        self.assertEqual(runner.wait(), 1)
+        entry = runner.wait_log(lambda e: e["@message"] == "channel error: exiting", "channel error log")
+        self.assertIn("numbered 3, want 2", entry["error"])
+
+    def test_preload_worker_gets_the_board(self):
+        notify_r, notify_w = os.pipe()
+        self.addCleanup(os.close, notify_r)
+        master = Runner("runner_test:cancel_app", args=("--preload",), chdir=HERE, sock_type=socket.SOCK_SEQPACKET, pass_fds=(notify_w,))
+        os.close(notify_w)
+        self.addCleanup(lambda: master.proc.poll() is None and master.proc.kill())
+        self.assertEqual(master.ready()["protocol"], "2")
+        board = Board()
+        self.addCleanup(board.close_fd)
+        conn, _, pid = PreloadTest.fork(self, master, 5, board)
+        env = dict(base_environ("/sleep"), NOTIFY_FD=str(notify_w))
+        board.cancel(1)
+        conn.sock.sendall(request_frame(env, seq=1))
+        self.assertEqual(conn.recv(), Frame(ABORTED, 0, b""))  # cancelled before it started
+        conn.sock.sendall(request_frame(env, seq=2))
+        self.assertTrue(select.select([notify_r], [], [], TIMEOUT)[0])
+        os.read(notify_r, 1)
+        wait_state(pid, "S", "the app to sleep")
+        board.cancel(2, 2)
+        os.kill(pid, signal.SIGUSR2)
+        self.assertEqual(conn.recv(), Frame(ABORTED, 0, b""))
+        conn.sock.sendall(request_frame(base_environ("/events"), seq=3))
+        frame = conn.recv()
+        self.assertTrue(frame.payload.endswith(b"start:/sleep,raised:SoftTimeout,finally"), frame)
+        conn.sock.close()
+        self.assertEqual(master.conn.recv().type, EXITED)
+        self.assertEqual(master.close(), 0)
+
+    @unittest.skipUnless(_python_impl() == "cpython", "PyThreadState_SetAsyncExc is CPython's")
+    def test_thread_is_interrupted(self):
+        # Two channels: the main thread serves channel 0, a thread channel 1; the app on
+        # channel 1 spins in Python code, and SIGUSR2 reaches it through SetAsyncExc.
+        notify_r, notify_w = os.pipe()
+        self.addCleanup(os.close, notify_r)
+        gate_r, gate_w = os.pipe()
+        self.addCleanup(os.close, gate_w)
+        board = Board(2)
+        pipes = [channel_pipes() for _ in range(2)]
+        env = dict(os.environ)
+        env.pop("PYTHONUNBUFFERED", None)
+        env.update({COOKIE_VAR: COOKIE, "PYTHONDONTWRITEBYTECODE": "1",
+                    "WSGI_FCGI_RUNNER_FD": ",".join(fd_value for _, _, fd_value in pipes),
+                    "WSGI_FCGI_RUNNER_BOARD_FD": str(board.fd)})
+        stderr = tempfile.TemporaryFile()
+        self.addCleanup(stderr.close)
+        theirs = [fd for _, fds, _ in pipes for fd in fds]
+        proc = subprocess.Popen(
+            [PYTHON, RUNNER, "--app", "runner_test:cancel_app", "--chdir", HERE],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+            pass_fds=theirs + [board.fd, notify_w, gate_r], env=env,
+        )
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        for fd in theirs + [notify_w, gate_r]:
+            os.close(fd)
+        board.close_fd()
+        conns = []
+        for ours, _, _ in pipes:
+            ours.settimeout(TIMEOUT)
+            conns.append(Conn(ours))
+            self.assertEqual(conns[-1].recv().type, READY)
+        environ = dict(base_environ("/busy"), NOTIFY_FD=str(notify_w), GATE_FD=str(gate_r))
+        conns[1].sock.sendall(request_frame(environ, seq=1))
+        self.assertTrue(select.select([notify_r], [], [], TIMEOUT)[0])
+        os.read(notify_r, 1)
+        began = time.monotonic()
+        board.cancel(1, 1, channel=1)
+        proc.send_signal(signal.SIGUSR2)
+        self.assertEqual(conns[1].recv(), Frame(ABORTED, 0, b""))
+        self.assertLess(time.monotonic() - began, 5)
+        conns[1].sock.sendall(request_frame(base_environ("/events"), seq=2))
+        frame = conns[1].recv()
+        self.assertTrue(frame.payload.endswith(b"start:/busy,raised:RequestAborted,finally"), frame)
+        conns[0].sock.sendall(request_frame(base_environ("/hello"), seq=1))  # the main thread's channel
+        self.assertTrue(conns[0].recv().payload.endswith(b"hello"))
+        for conn in conns:
+            conn.sock.close()
+        self.assertEqual(proc.wait(TIMEOUT), 0)
+
+    def test_signals_never_break_frames(self):
+        # The app writes 16 MiB with write() while the test reads slowly and a thread sends
+        # SIGUSR2 every millisecond: at first the request is not cancelled (nothing happens),
+        # then it is (the app is stopped at a frame boundary). Every frame stays whole.
+        runner = self.start()
+        n = self.send(runner, "/write")
+        stop = threading.Event()
+
+        def storm():
+            while not stop.is_set():
+                runner.proc.send_signal(signal.SIGUSR2)
+                time.sleep(0.001)
+
+        stormer = threading.Thread(target=storm, daemon=True)
+        stormer.start()
+        self.addCleanup(stormer.join)
+        self.addCleanup(stop.set)
+        frames = []
+        body = 0
+        while True:
+            frame = runner.conn.recv()
+            self.assertIsNotNone(frame, "channel closed; stderr: %s" % runner.stderr)
+            frames.append(frame.type)
+            if frame.type == ABORTED:
+                break
+            self.assertIn(frame.type, (START, DATA))
+            self.assertFalse(frame.flags & END)
+            data = frame.payload[4 + U32.unpack_from(frame.payload)[0]:] if frame.type == START else frame.payload
+            self.assertEqual(data, b"x" * len(data))
+            body += len(data)
+            if body == 6 * MiB:
+                runner.board.cancel(n)
+        stop.set()
+        self.assertEqual(frames[0], START)
+        self.assertGreaterEqual(body, 6 * MiB)
+        self.assertLess(body, 16 * MiB)
+        self.assertEqual(body % MiB, 0)
+        self.assertEqual(self.events(runner), ["start:/write", "raised:RequestAborted", "finally"])
+        self.assertEqual(runner.close(), 0)
+
+
 class BenchTest(unittest.TestCase):
     """Prints µs per hello request through the real runner; asserts nothing about time.
 
@@ -1317,11 +1809,11 @@ class BenchTest(unittest.TestCase):
     def measure(self, runner, frame, rounds, count):
         """Return (best µs round trip, best runner CPU µs) per request over `rounds` rounds."""
         runner.ready()
-        drive(runner.sock, frame, 1000)  # warm-up
+        drive(runner, frame, 1000)  # warm-up
         best_wall = best_cpu = float("inf")
         for _ in range(rounds):
             cpu0 = cpu_seconds(runner.proc.pid)
-            seconds = drive(runner.sock, frame, count)
+            seconds = drive(runner, frame, count)
             cpu1 = cpu_seconds(runner.proc.pid)
             best_wall = min(best_wall, seconds / count * 1e6)
             if cpu0 is not None:
@@ -1349,7 +1841,7 @@ class BenchTest(unittest.TestCase):
             out = os.path.join(tmp, "runner.prof")
             runner = Runner("hello", python_args=["-m", "cProfile", "-o", out])
             runner.ready()
-            drive(runner.sock, frame, count)
+            drive(runner, frame, count)
             self.assertEqual(runner.close(), 0)
             stream = io.StringIO()
             stats = pstats.Stats(out, stream=stream)
