@@ -69,9 +69,10 @@ type call struct {
 	arrived time.Time
 	inline  bool // the body is all in the REQUEST frame: it may be sent ahead
 
+	queued bool // in the pool's wait queue; guarded by Pool.mu
 	// Guarded as callStage says.
 	stage   callStage
-	w       *worker
+	w       *worker // set under Pool.mu when handed to a worker
 	cancel  error // asked by Do while running: the owner acts on it at its next wake-up
 	retries int   // times the worker it was sent ahead to was lost before its turn
 }
@@ -140,9 +141,9 @@ func (r *Request) newCall(rw ResponseWriter) *call {
 // told, unless cause is ErrQueueTimeout, which no longer applies to a running request.
 func (p *Pool) withdraw(c *call, cause error) (bool, error) {
 	p.mu.Lock()
-	if c.stage == stageQueued {
+	if c.queued {
 		p.removeWaiterLocked(c)
-		c.stage = stageEnded
+		c.queued = false
 		p.mu.Unlock()
 		return true, cause
 	}

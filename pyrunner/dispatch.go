@@ -123,7 +123,7 @@ func (p *Pool) dispatch(c *call) (waiting bool, err error) {
 		p.mu.Unlock()
 		return false, ErrQueueFull
 	}
-	c.stage = stageQueued
+	c.stage, c.queued = stageQueued, true
 	p.waiters = append(p.waiters, c)
 	p.noteWaitLocked()
 	p.mu.Unlock()
@@ -136,8 +136,9 @@ func (p *Pool) dispatch(c *call) (waiting bool, err error) {
 // giveLocked puts c in w's inbox. The caller wakes w's owner once Pool.mu is released.
 func (p *Pool) giveLocked(w *worker, c *call) {
 	p.addQueuedLocked(w, 1)
+	c.queued, c.w = false, w
 	w.mu.Lock()
-	c.stage, c.w = stageInbox, w
+	c.stage = stageInbox
 	w.inbox = append(w.inbox, slot{c: c})
 	w.mu.Unlock()
 }
@@ -150,13 +151,18 @@ func (p *Pool) aheadWorkerLocked() *worker {
 	}
 	now := time.Now()
 	limit := min(aheadMaxAge, max(aheadMinAge, 4*p.aheadAvg))
-	for i, w := range p.aheadable {
+	for i := 0; i < len(p.aheadable); i++ {
+		w := p.aheadable[i]
 		if now.Sub(w.aheadSince) >= limit {
 			continue // maybe a slow request: nobody waits behind it
 		}
 		if !p.takesMoreLocked(w, 1) {
-			p.aheadable = append(p.aheadable[:i], p.aheadable[i+1:]...)
-			w.aheadable = false
+			p.unmarkAheadableLocked(w)
+			i--
+			continue
+		}
+		if !p.takesMoreLocked(w, 2) {
+			p.unmarkAheadableLocked(w) // this one fills it
 		}
 		return w
 	}
@@ -291,7 +297,7 @@ func (p *Pool) requeueLocked(calls []*call, pid int) {
 			c.finish(&ExchangeError{PID: pid, Err: fmt.Errorf("%w: the workers it was handed to were lost before it started", ErrWorkerDied)})
 			continue
 		}
-		c.stage, c.w = stageQueued, nil
+		c.stage, c.w, c.queued = stageQueued, nil, true
 		back = append(back, c)
 	}
 	if len(back) == 0 {

@@ -14,9 +14,12 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // fakeModeEnv selects the fake worker's behaviour; when set, TestMain runs the fake instead of
@@ -54,6 +57,13 @@ func fakeOptions(t *testing.T, mode string, workers int) Options {
 //	badheader  answer with a header value holding CR LF
 //	fatal      send FATAL instead of READY and exit 4
 //	apperror   START, then DATA with END|ERROR
+//	drip       START, then a DATA frame every 2 ms (the PATH_INFO's count, "/100"), checking the
+//	           cancel board before each: a cancelled request ends with ABORTED
+//	deaf       like sleep, but it ignores the cancel board and SIGUSR2
+//
+// Every mode but deaf honours the cancel board (PROTOCOL.md): a request cancelled before it
+// starts is answered ABORTED, and sleep wakes on SIGUSR2 and ends a cancelled request with
+// ABORTED. With PYRUNNER_FAKE_LOG set, each request that starts appends its PATH_INFO there.
 func fakeWorker(mode string) int {
 	if path, ok := strings.CutPrefix(mode, "@"); ok { // the mode is in a file the test changes
 		b, err := os.ReadFile(path)
@@ -73,13 +83,32 @@ func fakeWorker(mode string) int {
 			fmt.Fprintf(dump, "Current thread 0x0001 (most recent call first):\n  File \"fake.py\", line 1 in fake_%s\n", mode)
 		}
 	}()
+	// SIGUSR2 interrupts: each one closes the current broadcast channel.
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	go func() {
+		for range usr2 {
+			fakeInterrupts.Lock()
+			close(fakeInterrupts.ch)
+			fakeInterrupts.ch = make(chan struct{})
+			fakeInterrupts.Unlock()
+		}
+	}()
+	if fd, err := strconv.Atoi(os.Getenv("WSGI_FCGI_RUNNER_BOARD_FD")); err == nil {
+		mem, err := unix.Mmap(fd, 0, os.Getpagesize(), unix.PROT_READ, unix.MAP_SHARED)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fake worker: board:", err)
+			return 3
+		}
+		fakeBoard = &board{mem: mem}
+	}
 	// One channel per thread (WSGI_FCGI_RUNNER_FD="3:4,5:6,..."), each served on its own.
 	chans := strings.Split(os.Getenv("WSGI_FCGI_RUNNER_FD"), ",")
 	status := make(chan int, len(chans))
-	for _, s := range chans[1:] {
-		go func() { status <- fakeChannel(mode, s) }()
+	for i, s := range chans[1:] {
+		go func() { status <- fakeChannel(mode, s, i+1) }()
 	}
-	rc := fakeChannel(mode, chans[0])
+	rc := fakeChannel(mode, chans[0], 0)
 	for range chans[1:] {
 		rc = max(rc, <-status)
 	}
@@ -94,8 +123,44 @@ type pipePair struct {
 func (p pipePair) Read(b []byte) (int, error)  { return p.r.Read(b) }
 func (p pipePair) Write(b []byte) (int, error) { return p.w.Write(b) }
 
-// fakeChannel serves one channel ("R:W") of the fake worker.
-func fakeChannel(mode, fds string) int {
+// The fake worker's cancel board (nil without one) and its SIGUSR2 broadcast.
+var (
+	fakeBoard      *board
+	fakeInterrupts = struct {
+		sync.Mutex
+		ch chan struct{}
+	}{ch: make(chan struct{})}
+)
+
+// interrupted returns a channel closed at the next SIGUSR2.
+func interrupted() <-chan struct{} {
+	fakeInterrupts.Lock()
+	defer fakeInterrupts.Unlock()
+	return fakeInterrupts.ch
+}
+
+// fakeCancelled reports whether request n of channel ch is marked on the board.
+func fakeCancelled(ch int, n uint32) bool {
+	if fakeBoard == nil {
+		return false
+	}
+	ok, _ := fakeBoard.cancelled(ch, n)
+	return ok
+}
+
+// fakeLog appends line to PYRUNNER_FAKE_LOG, if set.
+func fakeLog(line string) {
+	if path := os.Getenv("PYRUNNER_FAKE_LOG"); path != "" {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err == nil {
+			fmt.Fprintln(f, line)
+			f.Close()
+		}
+	}
+}
+
+// fakeChannel serves one channel ("R:W", the index-th) of the fake worker.
+func fakeChannel(mode, fds string, index int) int {
 	rs, ws, _ := strings.Cut(fds, ":")
 	rfd, err1 := strconv.Atoi(rs)
 	wfd, err2 := strconv.Atoi(ws)
@@ -112,8 +177,9 @@ func fakeChannel(mode, fds string) int {
 	if mode == "hang" {
 		select {} // never READY
 	}
-	writeFrame(c, frameReady, 0, []byte(fmt.Sprintf("protocol=1 pid=%d python=fake", os.Getpid())))
+	writeFrame(c, frameReady, 0, []byte(fmt.Sprintf("protocol=2 pid=%d python=fake", os.Getpid())))
 	fmt.Println("fake worker ready") // stdout is relayed to the log, never the channel
+	var n uint32 // the number of the last REQUEST
 	for {
 		h, payload, err := readFrame(br)
 		if err == io.EOF {
@@ -125,6 +191,17 @@ func fakeChannel(mode, fds string) int {
 		}
 		envLen := binary.LittleEndian.Uint32(payload)
 		inline := payload[4+envLen:]
+		n++
+		if got := binary.LittleEndian.Uint16(hdr6(h)); got != uint16(n) {
+			fmt.Fprintf(os.Stderr, "fake worker: REQUEST numbered %d, want %d\n", got, uint16(n))
+			return 3
+		}
+		if mode != "deaf" && fakeCancelled(index, n) {
+			writeFrame(c, frameAborted, 0, nil)
+			continue
+		}
+		pathInfo := environValue(payload[4:4+envLen], "PATH_INFO")
+		fakeLog(pathInfo)
 		switch mode {
 		case "echo":
 			writeStart(c, flagEnd, "200 OK\x00Content-Type\x00text/plain", fmt.Sprintf("environ %d bytes pid %d", envLen, os.Getpid()))
@@ -152,16 +229,51 @@ func fakeChannel(mode, fds string) int {
 			writeFrame(c, frameData, flagEnd, []byte("three"))
 		case "die":
 			return 1
-		case "sleep":
+		case "sleep", "deaf":
 			// PATH_INFO is "/" or "/<duration>".
-			arg := strings.TrimPrefix(environValue(payload[4:4+envLen], "PATH_INFO"), "/")
+			arg := strings.TrimPrefix(pathInfo, "/")
 			arg, die := strings.CutPrefix(arg, "die:")
 			d, _ := time.ParseDuration(arg)
-			time.Sleep(d)
+			timer := time.NewTimer(d)
+			stopped := false
+			for waiting := true; waiting; {
+				select {
+				case <-timer.C:
+					waiting = false
+				case <-interrupted():
+					if mode == "sleep" && fakeCancelled(index, n) {
+						waiting, stopped = false, true
+					}
+				}
+			}
+			timer.Stop()
+			if stopped {
+				fakeLog("stopped " + pathInfo)
+				writeFrame(c, frameAborted, 0, nil)
+				continue
+			}
 			if die {
 				return 1
 			}
 			writeStart(c, flagEnd, "200 OK", fmt.Sprintf("slept %v", d))
+		case "drip":
+			count, _ := strconv.Atoi(strings.TrimPrefix(pathInfo, "/"))
+			writeStart(c, 0, "200 OK", "start\n")
+			aborted := false
+			for i := 0; i < count; i++ {
+				if fakeCancelled(index, n) {
+					aborted = true
+					break
+				}
+				writeFrame(c, frameData, 0, []byte(fmt.Sprintf("chunk %d\n", i)))
+				time.Sleep(2 * time.Millisecond)
+			}
+			if aborted {
+				fakeLog("stopped " + pathInfo)
+				writeFrame(c, frameAborted, 0, nil)
+				continue
+			}
+			writeFrame(c, frameData, flagEnd, nil)
 		case "badheader":
 			writeStart(c, flagEnd, "200 OK\x00X-Evil\x00a\r\nSet-Cookie: b", "body")
 		case "apperror":
@@ -183,18 +295,27 @@ func writeFrame(w io.Writer, typ frameType, flags uint8, payload []byte) {
 	w.Write(append(b, payload...))
 }
 
-func readFrame(br *bufio.Reader) (frameHeader, []byte, error) {
+// fakeFrame is a frame as the fake worker reads it, with the header's last two bytes (a
+// REQUEST's number).
+type fakeFrame struct {
+	frameHeader
+	seq [2]byte
+}
+
+func hdr6(h fakeFrame) []byte { return h.seq[:] }
+
+func readFrame(br *bufio.Reader) (fakeFrame, []byte, error) {
 	var hdr [frameHeaderLen]byte
 	if _, err := io.ReadFull(br, hdr[:]); err != nil {
-		return frameHeader{}, nil, err
+		return fakeFrame{}, nil, err
 	}
 	h, err := parseFrameHeader(hdr[:])
 	if err != nil {
-		return h, nil, err
+		return fakeFrame{frameHeader: h}, nil, err
 	}
 	p := make([]byte, h.length)
 	_, err = io.ReadFull(br, p)
-	return h, p, err
+	return fakeFrame{h, [2]byte{hdr[6], hdr[7]}}, p, err
 }
 
 // recorder is a ResponseWriter that keeps everything.

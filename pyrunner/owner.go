@@ -98,11 +98,37 @@ func (w *worker) run() {
 			w.p.board.release() // nobody writes it any more
 		}
 	}()
+	defer w.shutdown()
 	for w.awaitWork() {
 		if !w.serveHead() {
 			return
 		}
 	}
+}
+
+// shutdown takes w out of the pool as its owner ends: no request is handed to it any more,
+// and those in its inbox, which never started, go back to the queue.
+func (w *worker) shutdown() {
+	w.serving.Store(false)
+	p := w.pool
+	p.mu.Lock()
+	w.mu.Lock()
+	var back []*call
+	for _, s := range w.inbox {
+		if s.c != nil {
+			back = append(back, s.c)
+		}
+	}
+	w.inbox = nil
+	w.mu.Unlock()
+	p.addQueuedLocked(w, -w.queued)
+	p.unmarkAheadableLocked(w)
+	p.removeIdleLocked(w)
+	if w.state != stateExited {
+		p.setStateLocked(w, stateDraining)
+	}
+	p.requeueLocked(back, w.p.pid)
+	p.mu.Unlock()
 }
 
 // awaitWork waits, idle, until the inbox has a request; false when the worker is retired
@@ -164,23 +190,26 @@ func (w *worker) serveHead() bool {
 	healthy, err := w.exchange(c != nil && c.inline || c == nil)
 	w.serving.Store(false)
 	w.conn.SetReadDeadline(time.Time{})
-
-	w.mu.Lock()
-	w.inbox[0] = slot{}
-	w.inbox = w.inbox[1:]
-	if w.cur != nil {
-		w.cur.stage = stageEnded
-	}
-	w.mu.Unlock()
 	if !healthy {
 		return w.lose(err, false)
 	}
+	w.mu.Lock()
+	w.inbox[0] = slot{}
+	w.inbox = w.inbox[1:]
+	w.mu.Unlock()
+	// The worker goes back to the pool before the verdict goes out: a client that sends its
+	// next request as soon as it has its answer finds the worker idle.
 	served := c != nil && !w.skipped
-	if w.cur != nil {
-		w.finishCur(err)
-	}
+	attached := w.cur
 	w.end()
-	if !w.pool.next(w, served, w.aheadStart()) {
+	keep := w.pool.next(w, served, w.aheadStart())
+	if attached != nil {
+		w.mu.Lock()
+		attached.stage = stageEnded
+		w.mu.Unlock()
+		attached.finish(err)
+	}
+	if !keep {
 		w.mu.Lock()
 		w.retire = true // the channel closes once the inbox is empty
 		w.mu.Unlock()
@@ -202,7 +231,7 @@ func (w *worker) begin(c *call) {
 	o := &w.pool.opts
 	now := time.Now()
 	w.cur, w.startedAt, w.started, w.stopped, w.skipped = c, now, false, false, false
-	w.inlineReq = c != nil && c.inline
+	w.inlineReq = c == nil || c.inline // a ghost was sent ahead: its body went whole
 	w.slowAt, w.softAt, w.killAt, w.resendAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	w.stopReason, w.drained = 0, 0
 	if o.Timeout > 0 {
@@ -310,7 +339,7 @@ func (w *worker) ghostLocked(c *call) {
 // running request's body went whole (the worker reads no BODY in between) and each frame
 // fits in the pipe with room to spare, so that the write never waits.
 func (w *worker) writeAhead() {
-	if !w.inlineReq && w.cur != nil {
+	if !w.inlineReq {
 		return
 	}
 	for {
@@ -400,7 +429,13 @@ func (w *worker) stop(reason uint32, err error) {
 	w.p.handle.Signal(syscall.SIGUSR2)
 	now := time.Now()
 	w.resendAt = now.Add(interruptResend)
-	w.killAt = earliest(w.killAt, now.Add(w.pool.opts.CancelGrace))
+	if reason == reasonAborted {
+		// The web server gave up, perhaps after --timeout passed while the gateway waited for
+		// it to read: the app was not at fault, and gets its grace period to stop.
+		w.killAt = now.Add(w.pool.opts.CancelGrace)
+	} else {
+		w.killAt = earliest(w.killAt, now.Add(w.pool.opts.CancelGrace))
+	}
 	w.slowAt, w.softAt = time.Time{}, time.Time{}
 	if w.cur != nil && err != nil {
 		w.finishCur(w.fail(err))
@@ -416,8 +451,8 @@ func (w *worker) curN() uint32 {
 }
 
 // lose handles a worker that can no longer be trusted: it is killed (the supervisor replaces
-// it), the running request fails with err (or is handed out again when it never started),
-// and the requests in its inbox go back to the queue: they never started either.
+// it) and the running request fails with err, or is handed out again when it never started.
+// The requests behind it never started either: the owner's shutdown hands them out again.
 func (w *worker) lose(err error, neverStarted bool) bool {
 	if errors.Is(err, errKill) {
 		if w.stopped {
@@ -433,28 +468,17 @@ func (w *worker) lose(err error, neverStarted bool) bool {
 	} else {
 		w.pool.discard(w, !errors.Is(err, ErrWorkerDied))
 	}
-	w.serving.Store(false)
-	var back []*call
-	w.pool.mu.Lock()
-	w.mu.Lock()
-	for i, s := range w.inbox {
-		if s.c == nil || (i == 0 && !neverStarted) {
-			continue
-		}
-		back = append(back, s.c)
-	}
 	head := w.cur
 	if neverStarted {
-		head = nil // handed out again above
+		head = nil // shutdown hands it out again
+	} else {
+		w.mu.Lock()
+		w.inbox = w.inbox[1:] // the running request: it ends here
+		w.mu.Unlock()
+		w.pool.mu.Lock()
+		w.pool.addQueuedLocked(w, -1)
+		w.pool.mu.Unlock()
 	}
-	w.inbox = nil
-	w.mu.Unlock()
-	w.pool.addQueuedLocked(w, -w.queued)
-	w.pool.unmarkAheadableLocked(w)
-	w.pool.removeIdleLocked(w)
-	w.pool.setStateLocked(w, stateDraining)
-	w.pool.requeueLocked(back, w.p.pid)
-	w.pool.mu.Unlock()
 	if head != nil {
 		var xe *ExchangeError
 		if !errors.As(err, &xe) || errors.Is(err, errKill) {
@@ -605,7 +629,7 @@ func (w *worker) exchange(inline bool) (healthy bool, err error) {
 				return true, w.fail(ErrAppFailed)
 			}
 			if sinkErr != nil {
-				return true, w.fail(sinkErr)
+				return true, w.fail(clientGone(sinkErr))
 			}
 			return true, nil
 		}
@@ -614,9 +638,14 @@ func (w *worker) exchange(inline bool) (healthy bool, err error) {
 		}
 		if sinkErr != nil && w.cur != nil {
 			// The web server went away or stopped reading: the request is cancelled.
-			w.stop(reasonAborted, sinkErr)
+			w.stop(reasonAborted, clientGone(sinkErr))
 		}
 	}
+}
+
+// clientGone is the verdict of a request whose response could not be written.
+func clientGone(err error) error {
+	return fmt.Errorf("%w: writing the response: %w", ErrCanceled, err)
 }
 
 // inbox0Size is the size of the running request's REQUEST frame.

@@ -854,7 +854,7 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 		p.closing = true
 		close(p.stop)
 		for _, c := range p.waiters {
-			c.stage = stageEnded
+			c.queued = false
 			c.finish(ErrClosed)
 		}
 		p.waiters = nil
