@@ -50,12 +50,9 @@ var readerPool sync.Pool
 
 // conn is one transport connection from the web server.
 type conn struct {
-	srv *Server
-	rwc io.ReadWriteCloser
-	raw *rawConn // rwc, when it is one
-	// fewConns: fewer than maxQuietConns were open when it was accepted (writespace.go).
-	fewConns bool
-	remote   net.Addr
+	srv    *Server
+	rwc    io.ReadWriteCloser
+	remote net.Addr
 
 	// Owned by the read loop.
 	br      *bufio.Reader
@@ -103,11 +100,9 @@ type conn struct {
 }
 
 func newConn(s *Server, rwc io.ReadWriteCloser, remote net.Addr) *conn {
-	raw, _ := rwc.(*rawConn)
 	c := &conn{
 		srv:     s,
 		rwc:     rwc,
-		raw:     raw,
 		remote:  remote,
 		reqs:    make(map[uint16]*request),
 		spare:   make(chan *request, 1),
@@ -128,9 +123,6 @@ func (c *conn) serve() {
 	}
 	err := c.readLoop()
 	close(c.spare) // no more requests: a waiting handler goroutine ends
-	if c.raw != nil {
-		c.raw.endReads()
-	}
 
 	// An error after the connection was closed on purpose is the echo of
 	// that close; EOF is the web server closing, which is its right.
@@ -223,16 +215,7 @@ func (c *conn) readHeader(h *header) error {
 		// not stall.
 		if c.br.Buffered() == 0 {
 			c.armStall(false)
-			if c.raw != nil {
-				// A request in progress will still write to the connection
-				// (its FCGI_END_REQUEST at least): see rawConn.pump.
-				c.raw.replyDue = c.active.Load() > 0
-			}
-			_, err := c.br.Peek(1)
-			if c.raw != nil {
-				c.raw.replyDue = false
-			}
-			if err != nil {
+			if _, err := c.br.Peek(1); err != nil {
 				if err == io.EOF {
 					return io.EOF
 				}
@@ -464,12 +447,6 @@ func (c *conn) beginRequest(id uint16, n int) error {
 	}
 	if c.active.Load() > 0 {
 		c.mpxPeer = true
-	}
-	if keepConn && c.fewConns && c.raw != nil && !c.raw.quietTried {
-		// A kept connection: its write-space wake-ups would come once per request.
-		c.wmu.Lock()
-		c.raw.quietWriteSpace(&c.srv.poller)
-		c.wmu.Unlock()
 	}
 	req := newRequest(c, id, role, keepConn)
 	req.body.spoolDir, req.body.spoolMax = c.srv.SpoolDir, c.srv.maxSpool()
@@ -803,8 +780,8 @@ func (c *conn) writeReq(aborted *atomic.Bool, b []byte) error {
 	return nil
 }
 
-// writeBuffers sends v with writev where the connection supports it,
-// unless aborted is set.
+// writeBuffers sends v, unless aborted is set: net.Buffers uses writev on TCP
+// and unix connections. The slices of v are consumed as they are written.
 func (c *conn) writeBuffers(aborted *atomic.Bool, v *net.Buffers) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -814,14 +791,7 @@ func (c *conn) writeBuffers(aborted *atomic.Bool, v *net.Buffers) error {
 	if c.dead.Load() {
 		return ErrConnClosed
 	}
-	var err error
-	if c.raw != nil {
-		_, err = c.raw.writeBuffers(*v)
-		*v = (*v)[:0]
-	} else {
-		_, err = v.WriteTo(c.rwc)
-	}
-	if err != nil {
+	if _, err := v.WriteTo(c.rwc); err != nil {
 		c.close()
 		return fmt.Errorf("%w: %w", ErrConnClosed, err)
 	}
