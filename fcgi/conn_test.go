@@ -803,7 +803,7 @@ func TestCloseWakesBlockedReadLoop(t *testing.T) {
 		c.Write(stream(typeStdin, 1, make([]byte, 4<<20), 65535))
 	}()
 	<-started
-	time.Sleep(50 * time.Millisecond) // let the body fill
+	waitForRoomWait(t, ts.Server) // the body is full
 	ts.Close()
 	select {
 	case <-canceled:

@@ -351,3 +351,19 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 		}
 	}
 }
+
+// waitForRoomWait waits until the read loop of one of s's connections waits
+// for room in a request's body (Body.waitRoom): the web server is held back.
+func waitForRoomWait(t testing.TB, s *Server) {
+	t.Helper()
+	waitUntil(t, "a read loop waiting for room in a body", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for c := range s.conns {
+			if c.waiting.Load() != nil {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -213,6 +213,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.closeIdleConns() {
 			return err
 		}
+		if testHookShutdownPoll != nil {
+			testHookShutdownPoll()
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -222,6 +225,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 }
+
+// testHookShutdownPoll, if set, is called after each pass of Shutdown that
+// found connections left.
+var testHookShutdownPoll func()
 
 // Close stops the server at once: listeners and connections are closed,
 // running handlers see their contexts canceled and their writes fail.
