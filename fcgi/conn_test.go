@@ -803,7 +803,7 @@ func TestCloseWakesBlockedReadLoop(t *testing.T) {
 		c.Write(stream(typeStdin, 1, make([]byte, 4<<20), 65535))
 	}()
 	<-started
-	time.Sleep(50 * time.Millisecond) // let the body fill
+	waitForRoomWait(t, ts.Server) // the body is full
 	ts.Close()
 	select {
 	case <-canceled:
@@ -846,14 +846,6 @@ func TestHandlerGoroutineReused(t *testing.T) {
 		defer mu.Unlock()
 		return len(ids)
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("after 5 s: %s", what)
-			}
-		}
-	}
 
 	c := ts.dial(t)
 	for range 10 {
@@ -868,7 +860,7 @@ func TestHandlerGoroutineReused(t *testing.T) {
 		first = id
 	}
 	c.Close()
-	waitFor("goroutine "+first+" still exists after its connection closed", func() bool {
+	waitUntil(t, "goroutine "+first+" to end after its connection closed", func() bool {
 		all := make([]byte, 1<<20)
 		all = all[:runtime.Stack(all, true)]
 		return !bytes.Contains(all, []byte("goroutine "+first+" ["))
@@ -881,7 +873,7 @@ func TestHandlerGoroutineReused(t *testing.T) {
 	c2 := ts.dial(t)
 	c2.Write(simpleRequest(1, flagKeepConn, map[string]string{"HOLD": "1"}, nil))
 	c2.Write(simpleRequest(2, flagKeepConn, map[string]string{"HOLD": "1"}, nil))
-	waitFor("two requests in progress at once did not run on 2 goroutines", func() bool { return seen() == 2 })
+	waitUntil(t, "two requests in progress at once to run on 2 goroutines", func() bool { return seen() == 2 })
 	close(release)
 	readResponses(t, c2, 1, 2)
 

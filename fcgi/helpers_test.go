@@ -339,3 +339,31 @@ func unixPair(t *testing.T) (server, client net.Conn) {
 	}
 	return server, client
 }
+
+// waitUntil waits for cond to hold, polling it: for state the package
+// signals nothing about. It fails the test after 10 s, which only a hang
+// reaches; the test's outcome never depends on how long cond takes.
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting after 10 s: %s", what)
+		}
+	}
+}
+
+// waitForRoomWait waits until the read loop of one of s's connections waits
+// for room in a request's body (Body.waitRoom): the web server is held back.
+func waitForRoomWait(t testing.TB, s *Server) {
+	t.Helper()
+	waitUntil(t, "a read loop waiting for room in a body", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for c := range s.conns {
+			if c.waiting.Load() != nil {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -103,8 +103,7 @@ type Server struct {
 	Refused func(remote net.Addr, err error)
 
 	inShutdown atomic.Bool
-	active     atomic.Int32  // requests in progress, over all connections
-	poller     runtimePoller // the runtime's epoll descriptor (writespace.go)
+	active     atomic.Int32 // requests in progress, over all connections
 
 	mu        sync.Mutex
 	listeners map[*net.Listener]struct{}
@@ -165,7 +164,7 @@ func (s *Server) Serve(l net.Listener) error {
 			return fmt.Errorf("fcgi: accept: %w", err)
 		}
 		delay = 0
-		c := s.track(newRawConn(rw), rw.RemoteAddr())
+		c := s.track(rw, rw.RemoteAddr())
 		if c == nil {
 			rw.Close()
 			continue
@@ -177,7 +176,7 @@ func (s *Server) Serve(l net.Listener) error {
 // ServeConn serves one connection, such as one passed by a parent process,
 // and returns when the connection and its handlers are done.
 func (s *Server) ServeConn(c net.Conn) {
-	s.serveRWC(newRawConn(c), c.RemoteAddr())
+	s.serveRWC(c, c.RemoteAddr())
 }
 
 // serveRWC is ServeConn for anything that reads and writes, as tests use.
@@ -214,6 +213,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.closeIdleConns() {
 			return err
 		}
+		if testHookShutdownPoll != nil {
+			testHookShutdownPoll()
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -223,6 +225,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 }
+
+// testHookShutdownPoll, if set, is called after each pass of Shutdown that
+// found connections left.
+var testHookShutdownPoll func()
 
 // Close stops the server at once: listeners and connections are closed,
 // running handlers see their contexts canceled and their writes fail.
@@ -296,7 +302,6 @@ func (s *Server) track(rwc io.ReadWriteCloser, remote net.Addr) *conn {
 	// Over MaxConns the connection is still read, so that its requests are
 	// answered FCGI_OVERLOADED rather than left to time out.
 	c.overloaded = len(s.conns) >= s.maxConns()
-	c.fewConns = len(s.conns) < maxQuietConns
 	s.conns[c] = struct{}{}
 	return c
 }

@@ -73,8 +73,8 @@ type call struct {
 	// Guarded as callStage says.
 	stage   callStage
 	w       *worker // set under Pool.mu when handed to a worker
-	cancel  error // asked by Do while running: the owner acts on it at its next wake-up
-	retries int   // times the worker it was sent ahead to was lost before its turn
+	cancel  error   // asked by Do while running: the owner acts on it at its next wake-up
+	retries int     // times the worker it was sent ahead to was lost before its turn
 }
 
 // maxAheadRetries bounds how often one request goes back to the pool because the workers it

@@ -179,7 +179,7 @@ func fakeChannel(mode, fds string, index int) int {
 	}
 	writeFrame(c, frameReady, 0, []byte(fmt.Sprintf("protocol=2 pid=%d python=fake", os.Getpid())))
 	fmt.Println("fake worker ready") // stdout is relayed to the log, never the channel
-	var n uint32 // the number of the last REQUEST
+	var n uint32                     // the number of the last REQUEST
 	for {
 		h, payload, err := readFrame(br)
 		if err == io.EOF {

@@ -43,33 +43,35 @@ func threadsByStatField(t *testing.T, pid, field int) map[int]int {
 	return n
 }
 
-// TestSchedBatch: by default the gateway's threads run under SCHED_BATCH and the Python
-// processes (a preload master and its workers too) under the normal policy; with
-// --sched-batch=false everything stays normal.
+// TestSchedBatch: by default the gateway's threads keep the normal policy; with --sched-batch
+// (or WSGI_FCGI_SCHED_BATCH) they run under SCHED_BATCH, and the Python processes (a preload
+// master and its workers too) under the normal policy.
 func TestSchedBatch(t *testing.T) {
 	const normal, batch = 0, 3
 	cases := []struct {
 		name    string
 		args    []string
+		env     []string
 		gateway int
 	}{
-		{name: "default", gateway: batch},
-		{name: "preload", args: []string{"--preload"}, gateway: batch},
-		{name: "off", args: []string{"--sched-batch=false"}, gateway: normal},
+		{name: "default", gateway: normal},
+		{name: "on", args: []string{"--sched-batch"}, gateway: batch},
+		{name: "on, preload", args: []string{"--sched-batch", "--preload"}, gateway: batch},
+		{name: "on from the environment", env: []string{"WSGI_FCGI_SCHED_BATCH=true"}, gateway: batch},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			checkThreads(t, tc.args, statPolicy, tc.gateway, normal)
+			checkThreads(t, gatewayConfig{workers: 2, args: tc.args, env: tc.env}, statPolicy, tc.gateway, normal)
 		})
 	}
 }
 
-// checkThreads starts a gateway with args and checks a numeric field of every thread's /proc
+// checkThreads starts a gateway with cfg and checks a numeric field of every thread's /proc
 // stat line (numbered as in proc(5)): gateway in the gateway's threads, python in those of
 // every Python process under it (a preload master and its workers too).
-func checkThreads(t *testing.T, args []string, field, gateway, python int) {
+func checkThreads(t *testing.T, cfg gatewayConfig, field, gateway, python int) {
 	t.Helper()
-	g := startGateway(t, gatewayConfig{workers: 2, args: args})
+	g := startGateway(t, cfg)
 	g.mustFcgiGet(t, "/pid", "")
 	if got := threadsByStatField(t, g.pid(), field); len(got) != 1 || got[gateway] == 0 {
 		t.Errorf("gateway threads by field %d: %v, want all %d", field, got, gateway)
@@ -111,7 +113,7 @@ func TestPriority(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			checkThreads(t, tc.args, statNice, tc.gateway, start)
+			checkThreads(t, gatewayConfig{workers: 2, args: tc.args}, statNice, tc.gateway, start)
 		})
 	}
 }

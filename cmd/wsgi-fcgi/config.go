@@ -1,3 +1,5 @@
+//go:build linux
+
 // config.go: the settings, read from WSGI_FCGI_* environment variables (envconfig) and then
 // from flags, which win.
 
@@ -11,7 +13,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -49,7 +50,7 @@ type Config struct {
 	QueueSize         int           `envconfig:"QUEUE_SIZE" default:"1024"`
 	QueueTimeout      time.Duration `envconfig:"QUEUE_TIMEOUT" default:"30s"`
 	SendAhead         SendAhead     `envconfig:"SEND_AHEAD" default:"true"`
-	SchedBatch        bool          `envconfig:"SCHED_BATCH" default:"true"`
+	SchedBatch        bool          `envconfig:"SCHED_BATCH"`
 	Priority          Priority      `envconfig:"PRIORITY"`
 	StartTimeout      time.Duration `envconfig:"START_TIMEOUT" default:"60s"`
 	DrainTimeout      time.Duration `envconfig:"DRAIN_TIMEOUT" default:"30s"`
@@ -91,7 +92,7 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Chdir, "chdir", c.Chdir, "change to `DIR` before loading the app, and put DIR first on sys.path")
 	fs.StringVar(&c.PythonPath, "pythonpath", c.PythonPath, "more `DIRS` (\":\"-separated) to put on sys.path")
 	fs.StringVar(&c.Python, "python", c.Python, "Python interpreter to run the workers with, e.g. a virtualenv's bin/python")
-	fs.IntVar(&c.Workers, "workers", c.Workers, "number of worker processes (default: number of CPUs)")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "number of worker processes (default: the CPUs this process may use: its CPU affinity and its cgroup's CPU limit, rounded up)")
 	fs.Var(listenFlag{c}, "listen", "FastCGI listen `ADDR`: host:port, [::1]:port, or a unix socket path (/run/app.sock or unix:PATH); repeat it or separate with commas for several. A socket inherited on fd 0 (mod_fcgid, spawn-fcgi) or from systemd (LISTEN_FDS) replaces the default")
 	fs.StringVar(&c.Mount, "mount", c.Mount, "URL `PREFIX` the app is mounted at (SCRIPT_NAME), e.g. /app; default: derived from the web server's params")
 	fs.StringVar(&c.HTTP, "http", c.HTTP, "also serve plain HTTP on `ADDR` (host:port) through the FastCGI listener, for development; the demo app turns it on at 127.0.0.1:8000")
@@ -106,7 +107,7 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "requests that may wait for a free worker before 503")
 	fs.DurationVar(&c.QueueTimeout, "queue-timeout", c.QueueTimeout, "longest wait for a free worker before 503")
 	fs.Var(&c.SendAhead, "send-ahead", "static pool with every worker busy: send a request without a body to stream ahead to a worker whose request began less than 4 times the average request time ago (1ms to 10ms), so the worker finds it the moment it is done: true (2 per worker), a number of requests per worker (1 to 16), or false (it waits in the queue for an idle worker)")
-	fs.BoolVar(&c.SchedBatch, "sched-batch", c.SchedBatch, "run the gateway's threads under SCHED_BATCH: its wake-ups do not preempt the workers, and it relays several records per wake-up; the workers keep the normal policy (false: the gateway keeps the policy it was started with)")
+	fs.BoolVar(&c.SchedBatch, "sched-batch", c.SchedBatch, "run the gateway's threads under SCHED_BATCH (Linux): its wake-ups do not preempt the workers, and it relays several records per wake-up; the workers keep the normal policy. Off by default: the gateway keeps the policy it was started with")
 	fs.Var(&c.Priority, "priority", "nice `VALUE` (-20 to 19) of the gateway's threads, like nginx's worker_priority; the workers keep the one the gateway started with. Below that needs root or CAP_SYS_NICE; unset: unchanged")
 	fs.DurationVar(&c.StartTimeout, "start-timeout", c.StartTimeout, "longest time a worker may take to import the app")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, how long running requests may take to finish")
@@ -174,7 +175,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--workers %d: must be at least 1", c.Workers)
 	}
 	if c.Workers == 0 {
-		c.Workers = runtime.NumCPU()
+		c.Workers = availableCPUs()
 	}
 	if c.Listen == "" {
 		return errors.New("--listen: an address is required")

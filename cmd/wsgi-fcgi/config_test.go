@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -12,7 +14,7 @@ import (
 func TestLoadConfig(t *testing.T) {
 	runConfigCases(t, []configCase{
 		{name: "defaults", check: func(c *Config) bool {
-			return c.Listen == "127.0.0.1:9000" && c.Python == "python3" && c.Workers > 0 && c.MaxBody == 1<<30 && c.LogFormat == "text"
+			return c.Listen == "127.0.0.1:9000" && c.Python == "python3" && c.Workers == availableCPUs() && c.MaxBody == 1<<30 && c.LogFormat == "text"
 		}},
 		{name: "env", env: map[string]string{"WSGI_FCGI_APP": "site.wsgi", "WSGI_FCGI_WORKERS": "3", "WSGI_FCGI_LOG_FORMAT": "json", "WSGI_FCGI_MAX_BODY": "10MiB", "WSGI_FCGI_QUEUE_TIMEOUT": "2s"},
 			check: func(c *Config) bool {
@@ -37,13 +39,13 @@ func TestLoadConfig(t *testing.T) {
 }
 
 // TestSendAheadSetting: --send-ahead and WSGI_FCGI_SEND_AHEAD read true, false or a number of
-// requests per worker; the flag alone means true; sched-batch is on unless turned off.
+// requests per worker; the flag alone means true; sched-batch is off unless turned on.
 func TestSendAheadSetting(t *testing.T) {
 	depth := func(n SendAhead) func(c *Config) bool {
 		return func(c *Config) bool { return c.SendAhead == n }
 	}
 	runConfigCases(t, []configCase{
-		{name: "default", check: func(c *Config) bool { return c.SendAhead == pyrunner.DefaultSendAheadDepth && c.SchedBatch }},
+		{name: "default", check: func(c *Config) bool { return c.SendAhead == pyrunner.DefaultSendAheadDepth && !c.SchedBatch }},
 		{name: "flag alone", args: []string{"--send-ahead"}, check: depth(pyrunner.DefaultSendAheadDepth)},
 		{name: "false", args: []string{"--send-ahead=false"}, check: depth(0)},
 		{name: "a number", args: []string{"--send-ahead=4"}, check: depth(4)},
@@ -51,8 +53,9 @@ func TestSendAheadSetting(t *testing.T) {
 		{name: "env number", env: map[string]string{"WSGI_FCGI_SEND_AHEAD": "3"}, check: depth(3)},
 		{name: "too many", args: []string{"--send-ahead=17"}, wantErr: "invalid send-ahead"},
 		{name: "not a number", env: map[string]string{"WSGI_FCGI_SEND_AHEAD": "lots"}, wantErr: "SEND_AHEAD"},
-		{name: "sched-batch off", args: []string{"--sched-batch=false"}, check: func(c *Config) bool { return !c.SchedBatch }},
-		{name: "sched-batch off from env", env: map[string]string{"WSGI_FCGI_SCHED_BATCH": "false"}, check: func(c *Config) bool { return !c.SchedBatch }},
+		{name: "sched-batch on", args: []string{"--sched-batch"}, check: func(c *Config) bool { return c.SchedBatch }},
+		{name: "sched-batch on from env", env: map[string]string{"WSGI_FCGI_SCHED_BATCH": "true"}, check: func(c *Config) bool { return c.SchedBatch }},
+		{name: "sched-batch flag wins over env", env: map[string]string{"WSGI_FCGI_SCHED_BATCH": "true"}, args: []string{"--sched-batch=false"}, check: func(c *Config) bool { return !c.SchedBatch }},
 	})
 }
 

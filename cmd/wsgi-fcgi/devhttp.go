@@ -1,3 +1,5 @@
+//go:build linux
+
 // devhttp.go: the --http development front end: a plain HTTP server that passes each request
 // over FastCGI (gofast's client) to the gateway's own listener, so curl and a browser work
 // without installing a web server. Not for production: no TLS, a new FastCGI connection per

@@ -1,3 +1,5 @@
+//go:build linux
+
 // listeners.go: every way a web server reaches the gateway. The sockets handed over by a
 // parent (systemd's LISTEN_FDS, or fd 0 as mod_fcgid, spawn-fcgi and lighttpd pass it), the
 // --listen addresses (TCP v4/v6, unix sockets with their mode, owner and group), and the

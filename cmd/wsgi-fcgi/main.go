@@ -1,10 +1,8 @@
-// Command wsgi-fcgi runs a Python WSGI application in long-lived worker processes behind a
-// FastCGI web server (Apache mod_proxy_fcgi or mod_fcgid, nginx, Caddy).
-//
-//	wsgi-fcgi --app mysite.wsgi:application --chdir /srv/mysite --workers 4 --listen 127.0.0.1:9000
-//
-// With no --app it serves a built-in demo app. Every flag is also the environment variable
-// WSGI_FCGI_<NAME>; a flag wins. See README.md.
+//go:build linux
+
+// main.go: the program: main maps run's outcome to an exit status; run wires the
+// configuration, the pool, the gateway, the listeners and the signals together.
+
 package main
 
 import (
@@ -41,7 +39,6 @@ func main() {
 	// default action would kill the gateway. Caught, not ignored: an ignored signal would stay
 	// ignored in the workers started meanwhile.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
-	setGatewayProcs()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
@@ -227,12 +224,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	reloads := startReloadWatcher(ctx, cfg.Reload, watchRoots(cfg.Chdir, pythonPath), log.Named("reload"))
-	// Start-up is over: everything listens.
-	if n, err := releaseStartupPages(); err != nil {
-		log.Debug("start-up pages kept", "error", err)
-	} else {
-		log.Debug("start-up pages released", "bytes", n)
-	}
 	if code, done := waitSignals(ctx, served, reloads, srv, pool, log); done {
 		return code
 	}

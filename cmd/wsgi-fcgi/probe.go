@@ -1,3 +1,5 @@
+//go:build linux
+
 // probe.go: "wsgi-fcgi probe ADDR [PATH]", a FastCGI client that sends one request to a running
 // gateway and exits 0 on a 2xx, 1 otherwise, with one line saying why — for Docker HEALTHCHECK
 // and Kubernetes exec probes, where no web server runs beside the gateway.

@@ -1,4 +1,7 @@
-// sched.go: the gateway's scheduling policy and priority (sched(7)).
+//go:build linux
+
+// sched.go: the gateway's scheduling policy (--sched-batch) and priority (--priority), both
+// off unless asked for (sched(7), setpriority(2)).
 
 package main
 
@@ -6,45 +9,38 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"syscall"
-	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
-// Scheduling policies (sched(7)).
-const (
-	schedNormal = 0
-	schedBatch  = 3
-)
-
-// setBatchScheduling puts every thread of the gateway under SCHED_BATCH, when all of them are
-// under the normal policy; a gateway started under another policy (chrt) is left as it is. It
-// reports whether it changed anything: then the workers are put back under the normal policy
-// when they start (pyrunner.Options.NormalSched), as SCHED_BATCH is inherited.
+// setBatchScheduling puts every thread of the gateway under SCHED_BATCH (--sched-batch, off by
+// default), when all of them are under the normal policy; a gateway started under another
+// policy (chrt) is left as it is. It reports whether it changed anything: then the workers are
+// put back under the normal policy when they start (pyrunner.Options.NormalSched), as
+// SCHED_BATCH is inherited.
 //
 // A SCHED_BATCH thread is scheduled as any other, with the same share of the CPU, but its
 // wake-ups do not preempt the task running on the CPU it wakes on: it runs when that task
 // blocks or its time slice ends. The gateway is woken by every record a web server or a worker
-// writes; preempting the worker that has just written an END (and is going on with the next
-// request, sent ahead) costs that worker its warm caches for a few microseconds of relaying.
-// Waiting a little, the gateway relays several records at each wake-up. Measured on the 2-core
-// development VM with Flask, 16 connections, two requests sent ahead: 25–30 against 36–44 µs
-// of gateway CPU per request, and 12,100 against 9,500 requests a second (medians of three
-// runs; see README, "Performance"). When a CPU is idle the woken
-// thread runs at once, as before: a lone request's latency does not change.
+// writes; preempting the worker that has just written an END costs that worker its warm caches
+// for a few microseconds of relaying. Measured on a 2-core VM with Flask, 16 connections, two
+// requests sent ahead: 25–30 against 36–44 µs of gateway CPU per request (see
+// docs/performance.md). When a CPU is idle the woken thread runs at once: a lone request's
+// latency does not change.
 //
 // Threads the runtime starts later inherit the policy of the thread that starts them
 // (forEachThread).
 func setBatchScheduling() (bool, error) {
 	if policy, err := schedPolicy(0); err != nil {
 		return false, fmt.Errorf("scheduling policy: %w", err)
-	} else if policy != schedNormal && policy != schedBatch {
+	} else if policy != unix.SCHED_NORMAL && policy != unix.SCHED_BATCH {
 		return false, nil // started under a policy of the user's choosing
 	}
 	return forEachThread(func(tid int) (bool, error) {
-		if policy, err := schedPolicy(tid); err != nil || policy != schedNormal {
+		if policy, err := schedPolicy(tid); err != nil || policy != unix.SCHED_NORMAL {
 			return false, nil // exited, already batch, or of the user's choosing
 		}
-		if err := setSchedPolicy(tid, schedBatch); err != nil {
+		if err := setSchedPolicy(tid, unix.SCHED_BATCH); err != nil {
 			return false, fmt.Errorf("SCHED_BATCH for thread %d: %w", tid, err)
 		}
 		return true, nil
@@ -64,7 +60,7 @@ func setBatchScheduling() (bool, error) {
 // Why a web server's priority is worth giving the gateway: it is the one process every request
 // goes through twice (in and out), woken by every record, with a few microseconds of work
 // each time. Sharing CPUs with the web server, it waits behind it in the run queue for its
-// turn while the workers it would feed have nothing to do (see README, "Performance").
+// turn while the workers it would feed have nothing to do.
 func setGatewayNice(nice int) (started int, changed bool, err error) {
 	started, err = niceOf(0)
 	if err != nil {
@@ -75,7 +71,7 @@ func setGatewayNice(nice int) (started int, changed bool, err error) {
 		if err != nil || cur == nice {
 			return false, nil // exited, or already set
 		}
-		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil {
+		if err := unix.Setpriority(unix.PRIO_PROCESS, tid, nice); err != nil {
 			return false, fmt.Errorf("nice %d for thread %d: %w", nice, tid, err)
 		}
 		return true, nil
@@ -86,7 +82,7 @@ func setGatewayNice(nice int) (started int, changed bool, err error) {
 // niceOf is the nice value of thread tid (0: the calling thread). The getpriority system call
 // returns 20 minus it, so that no valid value looks like an error (getpriority(2), NOTES).
 func niceOf(tid int) (int, error) {
-	prio, err := syscall.Getpriority(syscall.PRIO_PROCESS, tid)
+	prio, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
 	if err != nil {
 		return 0, fmt.Errorf("nice value of thread %d: %w", tid, err)
 	}
@@ -138,22 +134,22 @@ func threadIDs() ([]int, error) {
 	return tids, nil
 }
 
-// schedPolicy is sched_getscheduler(2) of thread tid.
+// schedPolicy is the scheduling policy of thread tid (sched_getattr(2)).
 func schedPolicy(tid int) (int, error) {
-	r, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_GETSCHEDULER, uintptr(tid), 0, 0)
-	if errno != 0 {
-		return 0, errno
+	attr, err := unix.SchedGetAttr(tid, 0)
+	if err != nil {
+		return 0, err
 	}
-	return int(r), nil
+	return int(attr.Policy), nil
 }
 
-// setSchedPolicy is sched_setscheduler(2) of thread tid, with priority 0 (the only one of the
-// normal and batch policies).
+// setSchedPolicy puts thread tid under policy, with everything else of its scheduling
+// attributes (its nice value above all) as it was (sched_setattr(2)).
 func setSchedPolicy(tid, policy int) error {
-	var param struct{ priority int32 }
-	_, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, uintptr(tid), uintptr(policy), uintptr(unsafe.Pointer(&param)))
-	if errno != 0 {
-		return errno
+	attr, err := unix.SchedGetAttr(tid, 0)
+	if err != nil {
+		return err
 	}
-	return nil
+	attr.Policy = uint32(policy)
+	return unix.SchedSetAttr(tid, attr, 0)
 }

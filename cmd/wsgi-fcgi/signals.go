@@ -1,3 +1,5 @@
+//go:build linux
+
 // signals.go: the signal loop of a running gateway. SIGHUP reloads the workers (new code, no
 // failed request); SIGQUIT exits at once; SIGTERM and SIGINT arrive as ctx (main) and hand
 // back to run's graceful drain.

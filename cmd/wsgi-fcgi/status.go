@@ -1,17 +1,11 @@
-// status.go: the wiring of the operator's tools that need the pool: the status page
-// (--status-path: the pool's Snapshot as the gateway's Status) and --reload (the file watcher
-// feeding the signal loop's reload).
+//go:build linux
+
+// status.go: the wiring of the status page (--status-path): the pool's Snapshot as the
+// gateway's Status.
 
 package main
 
 import (
-	"context"
-	"os"
-	"path/filepath"
-	"time"
-
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/wsgi-fcgi/wsgi-fcgi/gateway"
 	"github.com/wsgi-fcgi/wsgi-fcgi/pyrunner"
 )
@@ -48,45 +42,4 @@ func (s poolStatus) Status(full bool) gateway.Status {
 		})
 	}
 	return st
-}
-
-// reloadEvery is how often --reload looks for changed Python files.
-const reloadEvery = time.Second
-
-// watchRoots are the directories --reload watches: --chdir (else the working directory, which
-// the runner puts first on sys.path) and the --pythonpath entries.
-func watchRoots(chdir string, pythonPath []string) []string {
-	var roots []string
-	if chdir == "" {
-		if wd, err := os.Getwd(); err == nil && wd != "/" {
-			chdir = wd
-		}
-	}
-	if chdir != "" {
-		roots = append(roots, chdir)
-	}
-	for _, p := range pythonPath {
-		if abs, err := filepath.Abs(p); err == nil {
-			roots = append(roots, abs)
-		}
-	}
-	return roots
-}
-
-// startReloadWatcher starts --reload's watcher, which sends each changed file on the channel
-// the signal loop reads (as if SIGHUP had come). It returns nil when --reload is off: a nil
-// channel is never ready.
-func startReloadWatcher(ctx context.Context, on bool, roots []string, log hclog.Logger) <-chan string {
-	if !on {
-		return nil
-	}
-	changed := make(chan string, 1)
-	log.Warn("--reload: the workers restart when a Python file changes (development only)", "dirs", roots)
-	go watchPython(ctx, roots, reloadEvery, func(file string) {
-		select {
-		case changed <- file:
-		default: // a reload is already asked for; it will see this change too
-		}
-	})
-	return changed
 }

@@ -1,11 +1,8 @@
+//go:build linux
+
 package main
 
-import (
-	"os"
-	"path/filepath"
-	"slices"
-	"testing"
-)
+import "testing"
 
 func TestStatusAndReloadConfig(t *testing.T) {
 	runConfigCases(t, []configCase{
@@ -18,14 +15,4 @@ func TestStatusAndReloadConfig(t *testing.T) {
 		{name: "relative status path", args: []string{"--status-path", "status"}, wantErr: "--status-path"},
 		{name: "status path is the ping path", args: []string{"--status-path", "/x", "--ping-path", "/x"}, wantErr: "both"},
 	})
-}
-
-func TestWatchRoots(t *testing.T) {
-	wd, _ := os.Getwd()
-	if got := watchRoots("/srv/site", []string{"/srv/lib", "rel"}); !slices.Equal(got, []string{"/srv/site", "/srv/lib", filepath.Join(wd, "rel")}) {
-		t.Errorf("with --chdir: %v", got)
-	}
-	if got := watchRoots("", nil); !slices.Equal(got, []string{wd}) {
-		t.Errorf("without --chdir (the runner imports from the working directory): %v", got)
-	}
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // watch.go: --reload, for development: the workers are reloaded when a Python file under the
 // app's directories changes. It polls modification times once a second (no inotify limits, no
 // dependency), which is plenty for a person editing files.
@@ -11,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // pySnapshot maps each .py file under the roots to its modification time and size.
@@ -62,16 +66,14 @@ func (s pySnapshot) changed(next pySnapshot) string {
 }
 
 // watchPython calls reload (with the changed file) whenever a .py file under roots changes,
-// until ctx ends. Changes within one poll interval are one reload.
-func watchPython(ctx context.Context, roots []string, every time.Duration, reload func(file string)) {
+// looking at each tick, until ctx ends. Changes between two ticks are one reload.
+func watchPython(ctx context.Context, roots []string, tick <-chan time.Time, reload func(file string)) {
 	last := scanPython(roots)
-	t := time.NewTicker(every)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
 		}
 		next := scanPython(roots)
 		if f := last.changed(next); f != "" {
@@ -79,4 +81,49 @@ func watchPython(ctx context.Context, roots []string, every time.Duration, reloa
 		}
 		last = next
 	}
+}
+
+// reloadEvery is how often --reload looks for changed Python files.
+const reloadEvery = time.Second
+
+// watchRoots are the directories --reload watches: --chdir (else the working directory, which
+// the runner puts first on sys.path) and the --pythonpath entries.
+func watchRoots(chdir string, pythonPath []string) []string {
+	var roots []string
+	if chdir == "" {
+		if wd, err := os.Getwd(); err == nil && wd != "/" {
+			chdir = wd
+		}
+	}
+	if chdir != "" {
+		roots = append(roots, chdir)
+	}
+	for _, p := range pythonPath {
+		if abs, err := filepath.Abs(p); err == nil {
+			roots = append(roots, abs)
+		}
+	}
+	return roots
+}
+
+// startReloadWatcher starts --reload's watcher, which sends each changed file on the channel
+// the signal loop reads (as if SIGHUP had come). It returns nil when --reload is off: a nil
+// channel is never ready.
+func startReloadWatcher(ctx context.Context, on bool, roots []string, log hclog.Logger) <-chan string {
+	if !on {
+		return nil
+	}
+	changed := make(chan string, 1)
+	log.Warn("--reload: the workers restart when a Python file changes (development only)", "dirs", roots)
+	go func() {
+		t := time.NewTicker(reloadEvery)
+		defer t.Stop()
+		watchPython(ctx, roots, t.C, func(file string) {
+			select {
+			case changed <- file:
+			default: // a reload is already asked for; it will see this change too
+			}
+		})
+	}()
+	return changed
 }

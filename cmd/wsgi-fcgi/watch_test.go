@@ -1,9 +1,12 @@
+//go:build linux
+
 package main
 
 import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -26,8 +29,9 @@ func TestWatchPython(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	got := make(chan string, 10)
-	go watchPython(ctx, []string{root}, 20*time.Millisecond, func(f string) { got <- f })
-	time.Sleep(60 * time.Millisecond)
+	tick := make(chan time.Time) // unbuffered: a send returns once the watcher takes it
+	go watchPython(ctx, []string{root}, tick, func(f string) { got <- f })
+	tick <- time.Now() // the watcher has its first snapshot
 
 	cases := []struct {
 		name   string
@@ -43,15 +47,25 @@ func TestWatchPython(t *testing.T) {
 	}
 	for _, tc := range cases {
 		tc.change()
+		tick <- time.Now() // look
+		tick <- time.Now() // taken once the look before it is done, reload included
+		f := ""
 		select {
-		case f := <-got:
-			if f != tc.want {
-				t.Errorf("%s: reload for %q, want %q", tc.name, f, tc.want)
-			}
-		case <-time.After(300 * time.Millisecond):
-			if tc.want != "" {
-				t.Errorf("%s: no reload", tc.name)
-			}
+		case f = <-got:
+		default:
 		}
+		if f != tc.want {
+			t.Errorf("%s: reload for %q, want %q", tc.name, f, tc.want)
+		}
+	}
+}
+
+func TestWatchRoots(t *testing.T) {
+	wd, _ := os.Getwd()
+	if got := watchRoots("/srv/site", []string{"/srv/lib", "rel"}); !slices.Equal(got, []string{"/srv/site", "/srv/lib", filepath.Join(wd, "rel")}) {
+		t.Errorf("with --chdir: %v", got)
+	}
+	if got := watchRoots("", nil); !slices.Equal(got, []string{wd}) {
+		t.Errorf("without --chdir (the runner imports from the working directory): %v", got)
 	}
 }

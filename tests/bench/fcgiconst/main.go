@@ -7,7 +7,7 @@
 //	go run ./tests/bench/fcgiconst -listen /tmp/const.sock -impl net/http/fcgi    # stdlib
 //
 // Any FastCGI load generator can drive it (the peer benchmark's fcgiload, for one). Like the
-// gateway, it runs with GOMAXPROCS set to a quarter of the CPUs unless GOMAXPROCS is set.
+// gateway, it runs with Go's default GOMAXPROCS.
 package main
 
 import (
@@ -18,7 +18,6 @@ import (
 	"net/http/fcgi"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 
 	wfcgi "github.com/wsgi-fcgi/wsgi-fcgi/fcgi"
@@ -30,9 +29,6 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:9000", "host:port, a unix socket path, or unix:PATH")
 	impl := flag.String("impl", "wsgi-fcgi", "wsgi-fcgi (this project's fcgi package) or net/http/fcgi")
 	flag.Parse()
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(max(1, runtime.GOMAXPROCS(0)/4))
-	}
 	ln, err := wfcgi.Listen(*listen)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fcgiconst:", err)

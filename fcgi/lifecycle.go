@@ -1,0 +1,158 @@
+// This file holds the lifecycle of a connection: serving it, counting its
+// requests in and out, and the ways it closes (at once, after a response, or
+// once idle during a graceful shutdown).
+
+package fcgi
+
+import (
+	"bufio"
+	"io"
+	"time"
+)
+
+// lingerTimeout bounds how long a connection closed without FCGI_KEEP_CONN
+// keeps reading a body nobody wants.
+const lingerTimeout = 5 * time.Second
+
+// serve runs the read loop, then tears the connection down.
+func (c *conn) serve() {
+	if v := readerPool.Get(); v != nil {
+		c.br = v.(*bufio.Reader)
+		c.br.Reset(c.rwc)
+	} else {
+		c.br = bufio.NewReaderSize(c.rwc, readBufSize)
+	}
+	err := c.readLoop()
+	close(c.spare) // no more requests: a waiting handler goroutine ends
+
+	// An error after the connection was closed on purpose is the echo of
+	// that close; EOF is the web server closing, which is its right.
+	if !c.dead.Load() && err != io.EOF && err != errCloseConn {
+		c.report(err)
+	}
+	c.close()
+	for _, req := range c.reqs {
+		switch {
+		case req == ignoreStdin || req == ignoreAll:
+		case !req.launched:
+			// Begun, never launched: counted in here, so counted out here.
+			req.dropParams()
+			req.body.close()
+			c.deactivate()
+			c.release()
+		default:
+			req.body.fail(ErrConnClosed)
+			req.r.cancelCtx(ErrConnClosed)
+		}
+	}
+	clear(c.reqs)
+	clear(c.pending)
+	c.pending = nil
+	c.br.Reset(nil)
+	readerPool.Put(c.br)
+	c.br = nil
+	c.release() // the read loop's
+}
+
+// A request is counted in by countIn at FCGI_BEGIN_REQUEST, out of the
+// limits by deactivate just before its FCGI_END_REQUEST is written, and
+// released once it is finished.
+
+// countIn counts a new request in, unless MaxReqs requests are in progress
+// over all connections.
+func (c *conn) countIn() bool {
+	if c.srv.active.Add(1) > int32(c.srv.maxReqs()) {
+		c.srv.active.Add(-1)
+		return false
+	}
+	c.open.Add(1)
+	c.holds.Add(1)
+	return true
+}
+
+// deactivate counts a request out of the limits, before its
+// FCGI_END_REQUEST is written.
+func (c *conn) deactivate() {
+	c.open.Add(-1)
+	c.srv.active.Add(-1)
+}
+
+// release drops a hold: a finished request's, or the read loop's. The last
+// one untracks the connection. When only one is left (the read loop, or the
+// last handler of a connection already closed), a server shutting down
+// closes the connection.
+func (c *conn) release() {
+	switch c.holds.Add(-1) {
+	case 0:
+		c.srv.untrack(c)
+		close(c.done)
+	case 1:
+		if c.srv.inShutdown.Load() {
+			c.close()
+		}
+	}
+}
+
+// closeIfIdle closes the connection if no request holds it, and reports
+// whether the connection is closed. A request that the web server begins
+// at the same moment fails with ErrConnClosed, as it would with the web
+// server's own close.
+func (c *conn) closeIfIdle() bool {
+	if c.holds.Load() <= 1 {
+		c.close()
+	}
+	return c.dead.Load()
+}
+
+// close closes the connection. The read loop ends, failing the bodies and
+// canceling the contexts of the requests still running.
+func (c *conn) close() {
+	c.closeOnce.Do(func() {
+		c.dead.Store(true)
+		c.rwc.Close()
+		if b := c.waiting.Load(); b != nil {
+			b.wakeWriter()
+		}
+	})
+}
+
+// closeAfterResponse closes a connection whose request did not ask
+// FCGI_KEEP_CONN. If the body was not read to its end, closing a TCP socket
+// with unread input sends a reset that can destroy the response before the
+// web server has read it: half-close instead, and let the read loop discard
+// input until the web server closes its side, or lingerTimeout passes.
+func (c *conn) closeAfterResponse(bodyComplete bool) {
+	type halfCloser interface {
+		CloseWrite() error
+		SetReadDeadline(time.Time) error
+	}
+	hc, ok := c.rwc.(halfCloser)
+	if bodyComplete || !ok {
+		c.close()
+		return
+	}
+	c.wmu.Lock()
+	c.dead.Store(true)
+	c.wmu.Unlock()
+	c.dmu.Lock()
+	c.lingering = true
+	err := hc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	c.dmu.Unlock()
+	if err != nil || hc.CloseWrite() != nil {
+		c.close()
+		return
+	}
+	if b := c.waiting.Load(); b != nil {
+		b.wakeWriter()
+	}
+}
+
+// report passes the connection's first error to Server.ConnError.
+func (c *conn) report(err error) {
+	if c.reported.Swap(true) {
+		return
+	}
+	if f := c.srv.ConnError; f != nil {
+		f(c.remote, err)
+	}
+}
