@@ -208,7 +208,7 @@ func fakeChannel(mode, fds string, index int) int {
 		case "readbody":
 			sum := sha256.New()
 			sum.Write(inline)
-			n := len(inline)
+			size := len(inline)
 			eof := h.flags&flagEOF != 0
 			for !eof {
 				var want [4]byte
@@ -219,10 +219,17 @@ func fakeChannel(mode, fds string, index int) int {
 					return 3
 				}
 				sum.Write(body)
-				n += len(body)
+				size += len(body)
 				eof = bh.flags&flagEOF != 0
+				if bh.flags&flagError != 0 {
+					break
+				}
 			}
-			writeStart(c, flagEnd, "200 OK", fmt.Sprintf("%d %s", n, hex.EncodeToString(sum.Sum(nil))))
+			if fakeCancelled(index, n) {
+				writeFrame(c, frameAborted, 0, nil) // the body read raised, as the runner's does
+				continue
+			}
+			writeStart(c, flagEnd, "200 OK", fmt.Sprintf("%d %s", size, hex.EncodeToString(sum.Sum(nil))))
 		case "stream":
 			writeStart(c, 0, "200 OK", "one,")
 			writeFrame(c, frameData, 0, []byte("two,"))

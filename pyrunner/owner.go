@@ -754,7 +754,10 @@ func (w *worker) sendBody(want int) (eof bool, err error) {
 			flags = flagEOF
 		case errors.Is(rerr, os.ErrDeadlineExceeded):
 			// A stalled upload: the request's deadlines apply while the gateway waits for it.
-			if err := w.onWake(); err != nil {
+			// Past --timeout the app is not at fault: it is stopped, with its grace period.
+			if !w.killAt.IsZero() && !time.Now().Before(w.killAt) {
+				w.stop(reasonAborted, fmt.Errorf("%w after %v: the request body stalled", ErrTimeout, time.Since(w.startedAt).Round(time.Millisecond)))
+			} else if err := w.onWake(); err != nil {
 				return false, err
 			}
 			if w.stopped {
