@@ -213,6 +213,14 @@ class Lane:
         self.ident = None  # the serving thread's ident, and whether it is the main thread
         self.main = False
 
+    def cancelled(self):
+        """environ["wsgi_fcgi.cancelled"]: whether the request in progress is cancelled.
+
+        One callable per lane (no cost per request): it answers for the request the lane is
+        serving, until that request's END or ABORTED.
+        """
+        return self.board[self.slot] == self.key
+
     def interruption(self):
         """The exception for the current request if it is cancelled, else None."""
         board, slot, key = self.board, self.slot, self.key
@@ -754,24 +762,18 @@ class Response:
     The frame with END also clears the lane's key: a cancellation after it changes nothing.
     """
 
-    __slots__ = ("chan", "input", "lane", "key", "block", "length", "sent", "started", "done", "dropped")
+    __slots__ = ("chan", "input", "lane", "block", "length", "sent", "started", "done", "dropped")
 
     def __init__(self, chan, input, lane):
         self.chan = chan
         self.input = input
         self.lane = lane
-        self.key = lane.key  # the request's 32-bit number (-1: cannot be cancelled)
         self.block = None  # header block from the last start_response, None before it
         self.length = -1  # the Content-Length the app declared, or -1
         self.sent = 0  # body bytes sent
         self.started = False  # START is out: the headers can no longer change
         self.done = False  # the frame with END is out
         self.dropped = 0  # body bytes the app produced past its Content-Length
-
-    def cancelled(self):
-        """environ["wsgi_fcgi.cancelled"]: whether the gateway has cancelled this request."""
-        key = self.key
-        return self.lane.board[self.lane.base + (key & (BOARD_SLOTS - 1))] == key
 
     def start_response(self, status, headers, exc_info=None):
         """PEP 3333's start_response, with its exc_info rules."""
@@ -988,6 +990,7 @@ class Worker(Lane):
         self.n = 0  # REQUEST frames received (PROTOCOL.md, "Request numbers")
         self.static = dict(STATIC)
         self.static["wsgi.errors"] = ErrorStream(self)
+        self.static["wsgi_fcgi.cancelled"] = self.cancelled
 
     def on_term(self, signum, frame):
         """SIGTERM (and SIGINT): finish the current request, or stop now when idle."""
@@ -1030,9 +1033,8 @@ class Worker(Lane):
                     # Cancelled before it started (sent ahead, then aborted): the app never sees it.
                     chan.send_frame(ABORTED, 0)
                     continue
-                self.key, self.slot = key, slot
+                self.key, self.slot = key, slot  # cleared by the frame with END, or ABORTED
                 self.handle(flags, payload)
-                self.key = -1
         except Stop:
             log("info", "SIGTERM received while idle: exiting")
             return EXIT_OK
@@ -1061,7 +1063,6 @@ class Worker(Lane):
             body = make_input(self.chan, environ, flags, payload[environ_end:], self)
         environ["wsgi.input"] = body
         response = Response(self.chan, body, self)
-        environ["wsgi_fcgi.cancelled"] = response.cancelled
         result = None
         stopped = None
         try:
