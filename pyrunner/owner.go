@@ -207,7 +207,7 @@ func (w *worker) serveHead() bool {
 		w.mu.Lock()
 		attached.stage = stageEnded
 		w.mu.Unlock()
-		attached.finish(err)
+		deliver(attached, err)
 	}
 	if !keep {
 		w.mu.Lock()
@@ -275,6 +275,15 @@ func (w *worker) finishCur(err error) {
 		w.trackEnd()
 	}
 	w.cur = nil
+	deliver(c, err)
+}
+
+// deliver sends c's verdict, once the deadline begin set on its ResponseWriter is cleared:
+// the caller may still write an error page.
+func deliver(c *call, err error) {
+	if sw, ok := c.rw.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		sw.SetWriteDeadline(time.Time{})
+	}
 	c.finish(err)
 }
 
@@ -583,7 +592,9 @@ func (w *worker) exchange(inline bool) (healthy bool, err error) {
 				break
 			}
 			w.started = true
-			sinkErr = w.cur.rw.WriteHeader(status, header)
+			if sinkErr = w.cur.rw.WriteHeader(status, header); sinkErr != nil {
+				w.stop(reasonAborted, clientGone(sinkErr))
+			}
 		case frameData:
 			if !w.started {
 				return false, w.fail(fmt.Errorf("%w: DATA before START", errProtocol))
@@ -620,8 +631,19 @@ func (w *worker) exchange(inline bool) (healthy bool, err error) {
 
 		// Body bytes of START or DATA.
 		if w.cur != nil && sinkErr == nil {
-			sinkErr = w.copyOut(n)
-		} else if err := w.dropBody(n); err != nil {
+			left, werr, err := w.copyOut(n)
+			if err != nil {
+				return false, w.fail(err)
+			}
+			if werr != nil {
+				// The web server went away or stopped reading: the request is cancelled
+				// before the rest is read, so that its grace period starts now.
+				sinkErr = werr
+				w.stop(reasonAborted, clientGone(werr))
+			}
+			n = left
+		}
+		if err := w.dropBody(n); err != nil {
 			return false, err
 		}
 		if h.flags&flagEnd != 0 {
@@ -658,6 +680,9 @@ func (w *worker) inbox0Size() int {
 // dropBody reads and drops n bytes of a response nobody receives; past drainLimit the
 // worker is killed instead.
 func (w *worker) dropBody(n int) error {
+	if n == 0 {
+		return nil
+	}
 	w.drained += n
 	if w.drained > drainLimit {
 		return w.fail(fmt.Errorf("%w: the app went on sending after its request was cancelled", ErrWorkerDied))
@@ -692,31 +717,26 @@ func (w *worker) readBlock(n int) ([]byte, error) {
 }
 
 // copyOut passes n body bytes from the worker to the running call's ResponseWriter through
-// the read buffer, a buffer at a time. On a write error, or once the call is detached, the
-// rest of the n bytes is still consumed from the worker.
-func (w *worker) copyOut(n int) error {
+// the read buffer, a buffer at a time. It stops at the first write error (werr), leaving the
+// rest of the n bytes (left) to be consumed; err is a failed read from the worker.
+func (w *worker) copyOut(n int) (left int, werr, err error) {
 	for n > 0 {
 		chunk := min(n, w.br.Size())
 		b, err := w.br.Peek(chunk)
 		if err != nil {
-			return died(err)
+			return n, nil, died(err)
 		}
 		if w.cur == nil { // detached while reading (onWake)
-			w.br.Discard(chunk)
-			n -= chunk
-			continue
+			return n, nil, nil
 		}
 		_, werr := w.cur.rw.Write(b)
 		w.br.Discard(chunk)
 		n -= chunk
 		if werr != nil {
-			if _, err := w.br.Discard(n); err != nil {
-				return died(err)
-			}
-			return werr
+			return n, werr, nil
 		}
 	}
-	return nil
+	return 0, nil, nil
 }
 
 // sendBody answers a READ: up to want bytes of body in one BODY frame, EOF flagged when the
