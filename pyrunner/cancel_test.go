@@ -356,3 +356,49 @@ func TestStuckWebServerEndsAtTheTimeout(t *testing.T) {
 		t.Errorf("next request served by pid %d, want the same worker %d", got, req.WorkerPID)
 	}
 }
+
+// recordingApp is a WSGI app for the real runner that appends every PATH_INFO it starts to
+// $REC_LOG, sleeps on /slow, and answers the length of the body it read.
+const recordingApp = `import os, time
+def app(environ, start_response):
+    with open(os.environ["REC_LOG"], "a") as f:
+        f.write(environ["PATH_INFO"] + "\n")
+    if environ["PATH_INFO"] == "/slow":
+        time.sleep(0.3)
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"%d" % len(body)]
+`
+
+func TestRealRunnerSentAheadPOSTAbortedNeverRuns(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "rec.py"), []byte(recordingApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	started := filepath.Join(dir, "started.log")
+	p := startPool(t, Options{Python: realPython(t), App: "rec:app", Chdir: dir, Workers: 1,
+		StartTimeout: 30 * time.Second, Env: append(os.Environ(), "REC_LOG="+started)})
+
+	wait := holdWith(t, p, "/slow")
+	makeYoung(p)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	post := pathRequest("/post")
+	post.EnvString("CONTENT_LENGTH", "5")
+	copy(post.InlineBody(5), "hello")
+	errc := make(chan error, 1)
+	go func() { errc <- p.Do(ctx, post, &recorder{}) }()
+	waitFor(t, 5*time.Second, "the POST sent ahead", func() bool { return inboxLen(p) == 2 })
+	cancel() // the web server aborts it while it waits behind /slow, written into the pipe
+	if err := <-errc; !errors.Is(err, ErrCanceled) {
+		t.Fatalf("the aborted POST: %v, want ErrCanceled", err)
+	}
+	if err := wait(); err != nil {
+		t.Fatalf("/slow: %v", err)
+	}
+	pidOf(t, p, "/after")
+	b, _ := os.ReadFile(started)
+	if got := strings.Fields(string(b)); len(got) != 2 || got[0] != "/slow" || got[1] != "/after" {
+		t.Errorf("the app started %q, want /slow and /after: the aborted POST must never reach it", got)
+	}
+}

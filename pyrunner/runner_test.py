@@ -243,19 +243,8 @@ def parse_block(block):
     return fields[0], list(zip(fields[1::2], fields[2::2]))
 
 
-def wsgiapps_app(environ, start_response):
-    """testdata/runner/wsgiapps.py's app, with the runner's wsgi_fcgi.* extension keys hidden
-    from its /environ route: that dumps every key not starting with "wsgi." as JSON, and
-    wsgi_fcgi.cancelled is a callable."""
-    import wsgiapps
-
-    if environ.get("PATH_INFO") == "/environ":
-        environ = {k: v for k, v in environ.items() if not k.startswith("wsgi_fcgi.")}
-    return wsgiapps.app(environ, start_response)
-
-
-# Runner arguments (app, args, chdir) for wsgiapps:app through wsgiapps_app above.
-WSGIAPPS = ("runner_test:wsgiapps_app", ("--pythonpath", APPS), HERE)
+# Runner arguments (app, args, chdir) for testdata/runner/wsgiapps.py's app.
+WSGIAPPS = ("wsgiapps:app", (), APPS)
 
 
 class Runner:

@@ -102,7 +102,7 @@ def closed(environ, start_response):
 @route("/environ")
 def environ_dump(environ, start_response):
     start_response("200 OK", [("Content-Type", "application/json")])
-    cgi = {k: v for k, v in environ.items() if not k.startswith("wsgi.")}
+    cgi = {k: v for k, v in environ.items() if not k.startswith(("wsgi.", "wsgi_fcgi."))}
     out = {
         "cgi": cgi,
         "all_str": all(type(v) is str for v in cgi.values()),
