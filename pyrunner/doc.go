@@ -9,8 +9,15 @@
 // nothing of FastCGI or HTTP: a request is an environ and a body (Request), a response goes to
 // a ResponseWriter.
 //
+// A request can be stopped at every stage: withdrawn from the wait queue or a worker's inbox,
+// skipped by the worker when it was written ahead (the cancel board), stopped while it runs
+// (the app's iterable closed, an app stuck in a call interrupted by an exception), or its
+// worker killed when the app does not stop within Options.CancelGrace.
+//
 // Files: pool.go (options, the worker table and its supervisor, reload, shutdown),
-// handout.go (worker states, acquire and release), worker.go (a process: start, handshake,
-// log relay), preload.go (preload masters), exchange.go (one request's frames), timeout.go
-// (deadlines and stack dumps), request.go, protocol.go.
+// dispatch.go (worker states, the wait queue, send-ahead), call.go (Do and a request's
+// stages), owner.go (the one goroutine that owns a worker's channel), board.go (the cancel
+// board), channel.go (the pipes), worker.go (a process: start, handshake, log relay),
+// preload.go (preload masters), timeout.go (stack dumps), request.go, protocol.go,
+// status.go.
 package pyrunner
