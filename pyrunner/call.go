@@ -61,7 +61,9 @@ const (
 
 // call is a request handed to the pool. Do owns it until it is handed to a worker; from then
 // the worker's owner goroutine uses req and rw until it sends the verdict on done, after
-// which only Do does.
+// which only Do does. A call is embedded in its Request, which the caller reuses for its
+// next request: whoever sends the verdict first drops every reference the pool and the
+// worker's inbox hold to it.
 type call struct {
 	req     *Request
 	rw      ResponseWriter

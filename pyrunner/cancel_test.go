@@ -67,9 +67,18 @@ func TestCancelStopsAStreamAndKeepsTheWorker(t *testing.T) {
 		t.Fatalf("Do = %v, want ErrCanceled", err)
 	}
 	first := req.WorkerPID
-	// The worker stops the stream (the fake logs it as it sends ABORTED) and serves again.
-	if got := pidOf(t, p, "/1"); got != first {
-		t.Errorf("next request served by pid %d, want the same worker %d", got, first)
+	// The worker stops the stream (the fake logs it as it sends ABORTED) and serves again:
+	// the caller's next request on the same Request (the gateway reuses them) is answered
+	// whole, while the worker may still be reading the end of the stopped one.
+	req.Reset()
+	req.EnvString("REQUEST_METHOD", "GET")
+	req.EnvString("PATH_INFO", "/1")
+	var next recorder
+	if err := p.Do(context.Background(), req, &next); err != nil || next.body.String() != "start\nchunk 0\n" {
+		t.Fatalf("the next request on the reused Request: %v %q", err, next.body.String())
+	}
+	if req.WorkerPID != first {
+		t.Errorf("next request served by pid %d, want the same worker %d", req.WorkerPID, first)
 	}
 	if lines := fakeLogLines(t, logPath); len(lines) != 3 || lines[1] != "stopped:/5000" {
 		t.Errorf("fake worker log = %q, want the stream started, stopped, then the next request", lines)
@@ -400,5 +409,40 @@ func TestRealRunnerSentAheadPOSTAbortedNeverRuns(t *testing.T) {
 	b, _ := os.ReadFile(started)
 	if got := strings.Fields(string(b)); len(got) != 2 || got[0] != "/slow" || got[1] != "/after" {
 		t.Errorf("the app started %q, want /slow and /after: the aborted POST must never reach it", got)
+	}
+}
+
+// A Request is reused by its caller as soon as Do returns, while the worker may still be
+// draining the request that was cancelled: a request sent ahead to that worker on the same
+// Request must be served as itself (regression: the inbox kept the cancelled call's pointer,
+// which the reused Request's call then matched).
+func TestReusedRequestBehindItsCancelledSelf(t *testing.T) {
+	for _, mode := range []string{"sleep", "deaf"} { // the app stops at once, or is killed
+		t.Run(mode, func(t *testing.T) {
+			opts := fakeOptions(t, mode, 1)
+			opts.CancelGrace = 300 * time.Millisecond
+			p := startPool(t, opts)
+
+			req := pathRequest("/30s")
+			ctx, cancel := context.WithCancel(context.Background())
+			errc := make(chan error, 1)
+			go func() { errc <- p.Do(ctx, req, &recorder{}) }()
+			waitFor(t, 5*time.Second, "the worker busy", func() bool { return p.Stats().Busy == 1 })
+			cancel()
+			if err := <-errc; !errors.Is(err, ErrCanceled) {
+				t.Fatalf("Do = %v, want ErrCanceled", err)
+			}
+			// The next requests are sent ahead, behind the one the worker may still be on.
+			for _, d := range []string{"0s", "1ms", "2ms"} {
+				makeYoung(p)
+				req.Reset()
+				req.EnvString("REQUEST_METHOD", "GET")
+				req.EnvString("PATH_INFO", "/"+d)
+				var next recorder
+				if err := p.Do(context.Background(), req, &next); err != nil || next.body.String() != "slept "+d {
+					t.Fatalf("request /%s on the reused Request: %v %q", d, err, next.body.String())
+				}
+			}
+		})
 	}
 }

@@ -114,6 +114,7 @@ func (p *Pool) dispatch(c *call) (waiting bool, err error) {
 	if len(p.waiters) == 0 && c.inline {
 		if w := p.aheadWorkerLocked(); w != nil {
 			p.giveLocked(w, c)
+			p.noteWaitLocked()
 			p.mu.Unlock()
 			w.wake()
 			return true, nil

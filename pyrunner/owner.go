@@ -270,6 +270,11 @@ func (w *worker) finishCur(err error) {
 	c := w.cur
 	w.mu.Lock()
 	c.stage = stageEnded
+	if len(w.inbox) > 0 && w.inbox[0].c == c {
+		// The call lives in its Request, which the caller reuses for its next request once
+		// it has the verdict: no reference to it may outlive this.
+		w.inbox[0].c = nil
+	}
 	w.mu.Unlock()
 	if w.pool.opts.TrackRequests && w.tracking {
 		w.trackEnd()

@@ -808,14 +808,14 @@ type Stats struct {
 	Starting int // processes being started
 	Idle     int // idle threads (one per process without --threads)
 	Busy     int // threads serving a request
-	Waiting  int // requests waiting for a worker
+	Waiting  int // requests waiting for a worker, in the queue or sent ahead to a busy one
 }
 
 // Stats returns a snapshot of the pool's state.
 func (p *Pool) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := Stats{Idle: len(p.idle), Waiting: len(p.waiters)}
+	s := Stats{Idle: len(p.idle), Waiting: len(p.waiters) + p.ahead}
 	for w := range p.workers {
 		if w.state == stateBusy {
 			s.Busy++

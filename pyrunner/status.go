@@ -26,8 +26,8 @@ type Snapshot struct {
 	// MaxChildrenReached counts the requests that found every worker busy with the pool at
 	// its largest (Options.Workers processes, starting ones included), so they had to wait.
 	MaxChildrenReached uint64
-	// Waiting is the requests waiting for a worker now, MaxWaiting the most ever, QueueSize
-	// the most allowed (Options.QueueSize).
+	// Waiting is the requests waiting for a worker now (in the queue, or sent ahead to a busy
+	// worker), MaxWaiting the most ever, QueueSize the most allowed (Options.QueueSize).
 	Waiting, MaxWaiting, QueueSize int
 	// SlowRequests counts the requests that ran past Options.SlowTimeout.
 	SlowRequests uint64
@@ -88,7 +88,7 @@ func (s *poolStats) noteStateLocked(from, to workerState) {
 // noteWaitLocked counts a request that found no idle worker and joined the queue (acquire's
 // slow path): the queue's peak, and whether the pool was already at its largest.
 func (p *Pool) noteWaitLocked() {
-	p.st.maxWaiting = max(p.st.maxWaiting, len(p.waiters))
+	p.st.maxWaiting = max(p.st.maxWaiting, len(p.waiters)+p.ahead)
 	if p.count[stateStarting]+p.count[stateIdle]+p.count[stateBusy] >= p.opts.Workers*p.opts.Threads {
 		p.st.maxChildrenReached++
 	}
@@ -136,7 +136,7 @@ func (p *Pool) Snapshot(full bool) Snapshot {
 		Mode:               p.opts.Mode,
 		MaxActive:          p.st.maxBusy,
 		MaxChildrenReached: p.st.maxChildrenReached,
-		Waiting:            len(p.waiters),
+		Waiting:            len(p.waiters) + p.ahead,
 		MaxWaiting:         p.st.maxWaiting,
 		QueueSize:          p.opts.QueueSize,
 		SlowRequests:       p.st.slow.Load(),

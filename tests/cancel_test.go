@@ -2,8 +2,8 @@
 
 // FCGI_ABORT_REQUEST and a dropped connection, through the real binary with one worker: a
 // request still queued for the worker never reaches it; a running one has its output stopped
-// and FCGI_END_REQUEST sent at once, and its worker, once the app has finished, serves the next
-// request (the same process: reset, not replaced). And a slow request multiplexed with others
+// and FCGI_END_REQUEST sent at once, the app is stopped at its next chunk, and its worker
+// serves the next request (the same process: not replaced). And a slow request multiplexed with others
 // does not hold them up.
 
 package tests
@@ -42,6 +42,27 @@ func cancelRequest(c net.Conn, id uint16, drop bool) {
 	c.Write(testkit.Record(fcgiAbortRequest, id, nil, 0))
 }
 
+// waitStatus polls the gateway's status page (--status-path /fcgi-status) until the JSON
+// field key is want.
+func waitStatus(t *testing.T, g *gateway, key string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(reqTimeout)
+	for {
+		var m map[string]any
+		rec := fcgiGet(t, g.network, g.address, "/fcgi-status", "json&full")
+		if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
+			t.Fatalf("status: %v\n%s", err, rec.Body)
+		}
+		if m[key] == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %q is %v after %v, want %v: %s", key, m[key], reqTimeout, want, rec.Body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // expectPromptEnd reads c until id's FCGI_END_REQUEST, which must come within limit.
 func expectPromptEnd(t *testing.T, c net.Conn, id uint16, limit time.Duration) {
 	t.Helper()
@@ -59,7 +80,8 @@ func expectPromptEnd(t *testing.T, c net.Conn, id uint16, limit time.Duration) {
 }
 
 func TestCancel(t *testing.T) {
-	g := startGateway(t, gatewayConfig{app: "frontapp:application", workers: 1, args: []string{"--drain-timeout", "5s"}})
+	g := startGateway(t, gatewayConfig{app: "frontapp:application", workers: 1,
+		args: []string{"--drain-timeout", "5s", "--status-path", "/fcgi-status"}})
 
 	for _, tc := range []struct {
 		name string
@@ -69,10 +91,10 @@ func TestCancel(t *testing.T) {
 			before := workerOf(t, g)
 			busy := dialGateway(t, g.network, g.address)
 			busy.Write(fcgiRequest(1, "GET", "/sleep?s=1", nil, true))
-			time.Sleep(200 * time.Millisecond) // the worker is running /sleep
+			waitStatus(t, g, "active processes", 1) // the worker is running /sleep
 			c := dialGateway(t, g.network, g.address)
 			c.Write(fcgiRequest(1, "GET", "/env?queued", nil, true))
-			time.Sleep(200 * time.Millisecond) // queued for the worker
+			waitStatus(t, g, "listen queue", 1) // queued for the worker
 			cancelRequest(c, 1, tc.drop)
 			if !tc.drop {
 				expectPromptEnd(t, c, 1, 500*time.Millisecond)
@@ -96,7 +118,7 @@ func TestCancel(t *testing.T) {
 			if !tc.drop {
 				expectPromptEnd(t, c, 1, 500*time.Millisecond)
 			}
-			// The app runs to its end with its output dropped; then the same worker serves.
+			// The worker stops the app at its next chunk; then the same worker serves.
 			after := workerOf(t, g)
 			if after.PID != before.PID || after.Served != before.Served+2 {
 				t.Errorf("worker %+v before, %+v after: want the same pid (reset, not replaced) and 2 more requests served", before, after)
