@@ -11,6 +11,8 @@ rewrite (new code for a reload) or break (code that does not import). Other rout
   /env          the keys of the environ that start with HTTP_, one a line
   /error        raise before start_response
   /bad?KIND     a response header the gateway must refuse (CR/LF/NUL, a bad name, a bad status)
+  /drip?ID      a 30 s event stream, 2 KiB every 50 ms, from an iterable whose close() appends
+                "ID TIME" (time.time()) to the file CHAOS_CLOSED names
 """
 
 import os
@@ -36,6 +38,22 @@ BAD = {
     "status-big": ("1000 X-Injected", []),
     "status-empty": ("", [("X-Injected", "1")]),
 }
+
+
+class Drip:
+    """A slow stream with close(), as a server-sent events endpoint."""
+
+    def __init__(self, rid):
+        self.rid = rid
+
+    def __iter__(self):
+        for _ in range(600):
+            yield b"data: " + b"x" * 2040 + b"\n\n"
+            time.sleep(0.05)
+
+    def close(self):
+        with open(os.environ["CHAOS_CLOSED"], "a") as f:
+            f.write("%s %.6f\n" % (self.rid, time.time()))
 
 
 def hello():
@@ -68,6 +86,9 @@ def application(environ, start_response):
 
         start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(n))])
         return chunks()
+    elif path == "/drip":
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        return Drip(query)
     elif path == "/echo":
         body = environ["wsgi.input"].read()
         out = ("%d %d" % (len(body), sum(body) & 0xFFFFFFFF)).encode()

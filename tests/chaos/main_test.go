@@ -161,6 +161,7 @@ func TestChaos(t *testing.T) {
 		{"hang", testHang},
 		{"leak", testLeak},
 		{"drops", testDrops},
+		{"leavers", testLeavers},
 		{"overload", testOverload},
 		{"malformed", testMalformed},
 		{"idle-conns", testIdleConns},
