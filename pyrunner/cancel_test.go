@@ -139,7 +139,7 @@ func holdWith(t *testing.T, p *Pool, path string) (wait func() error) {
 	t.Helper()
 	errc := make(chan error, 1)
 	go func() { errc <- p.Do(context.Background(), pathRequest(path), &recorder{}) }()
-	waitFor(t, 5*time.Second, "the worker busy", func() bool { return p.Stats().Busy == 1 })
+	waitFor(t, 5*time.Second, "the worker busy", func() bool { return p.Snapshot(false).Active == 1 })
 	return func() error { return <-errc }
 }
 
@@ -427,7 +427,7 @@ func TestReusedRequestBehindItsCancelledSelf(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			errc := make(chan error, 1)
 			go func() { errc <- p.Do(ctx, req, &recorder{}) }()
-			waitFor(t, 5*time.Second, "the worker busy", func() bool { return p.Stats().Busy == 1 })
+			waitFor(t, 5*time.Second, "the worker busy", func() bool { return p.Snapshot(false).Active == 1 })
 			cancel()
 			if err := <-errc; !errors.Is(err, ErrCanceled) {
 				t.Fatalf("Do = %v, want ErrCanceled", err)

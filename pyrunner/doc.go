@@ -14,10 +14,11 @@
 // (the app's iterable closed, an app stuck in a call interrupted by an exception), or its
 // worker killed when the app does not stop within Options.CancelGrace.
 //
-// Files: pool.go (options, the worker table and its supervisor, reload, shutdown),
-// dispatch.go (worker states, the wait queue, send-ahead), call.go (Do and a request's
-// stages), owner.go (the one goroutine that owns a worker's channel), board.go (the cancel
-// board), channel.go (the pipes), worker.go (a process: start, handshake, log relay),
-// preload.go (preload masters), timeout.go (stack dumps), request.go, protocol.go,
-// status.go.
+// Files: pool.go (the worker table and its supervisor, shutdown),
+// options.go, backoff.go (crash loops), reload.go, dispatch.go (worker states, the wait
+// queue, send-ahead), call.go (Do and a request's stages), owner.go (the one goroutine that
+// owns a worker's channel), exchange.go (one request's frames), stop.go (its deadlines and
+// cancellation), board.go (the cancel board), channel.go (the pipes), worker.go (a process:
+// start, handshake, log relay), preload.go (preload masters), timeout.go (stack dumps),
+// request.go, protocol.go, status.go (Snapshot, the one view of the pool's state).
 package pyrunner

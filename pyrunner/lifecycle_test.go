@@ -104,7 +104,7 @@ func TestTimeoutLogsStackAndReplacesWorker(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "a replacement worker", func() bool {
 		got := p.PIDs()
-		return len(got) == 1 && got[0] != before[0] && p.Stats().Idle == 1
+		return len(got) == 1 && got[0] != before[0] && p.Snapshot(false).Idle == 1
 	})
 	if strings.Contains(lb.String(), "backing off") {
 		t.Errorf("a worker killed for a timeout counted as a crash:\n%s", lb.String())
@@ -198,7 +198,7 @@ func hold(t *testing.T, p *Pool, n int) func() {
 	t.Helper()
 	gate := make(chan struct{})
 	var wg sync.WaitGroup
-	busy := p.Stats().Busy
+	busy := p.Snapshot(false).Active
 	for range n {
 		wg.Add(1)
 		go func() {
@@ -206,7 +206,7 @@ func hold(t *testing.T, p *Pool, n int) func() {
 			p.Do(context.Background(), simpleRequest(), &gateWriter{gate: gate})
 		}()
 	}
-	waitFor(t, 5*time.Second, "held workers busy", func() bool { return p.Stats().Busy >= busy+n })
+	waitFor(t, 5*time.Second, "held workers busy", func() bool { return p.Snapshot(false).Active >= busy+n })
 	return func() {
 		close(gate)
 		wg.Wait()
@@ -218,21 +218,21 @@ func TestDynamicScales(t *testing.T) {
 	opts.Mode = Dynamic
 	opts.MinSpare, opts.MaxSpare, opts.StartWorkers = 1, 2, 1
 	p := startPool(t, opts)
-	if s := p.Stats(); s.Workers != 1 {
-		t.Fatalf("dynamic started %d workers, want --pm-start 1", s.Workers)
+	if s := p.Snapshot(false); s.Processes != 1 {
+		t.Fatalf("dynamic started %d workers, want --pm-start 1", s.Processes)
 	}
 	// Busy workers leave fewer than min spare idle: more start, up to the maximum.
 	release := hold(t, p, 3)
-	waitFor(t, 5*time.Second, "a spare beside 3 busy workers", func() bool { s := p.Stats(); return s.Workers == 4 && s.Idle == 1 })
+	waitFor(t, 5*time.Second, "a spare beside 3 busy workers", func() bool { s := p.Snapshot(false); return s.Processes == 4 && s.Idle == 1 })
 	release2 := hold(t, p, 1)
 	time.Sleep(300 * time.Millisecond)
-	if s := p.Stats(); s.Workers+s.Starting > 4 {
+	if s := p.Snapshot(false); s.Processes+s.Starting > 4 {
 		t.Fatalf("more workers than --workers 4: %+v", s)
 	}
 	release()
 	release2()
 	// 4 idle, max spare 2: trimmed, one a second.
-	waitFor(t, 5*time.Second, "idle workers trimmed to max spare", func() bool { s := p.Stats(); return s.Workers == 2 && s.Idle == 2 })
+	waitFor(t, 5*time.Second, "idle workers trimmed to max spare", func() bool { s := p.Snapshot(false); return s.Processes == 2 && s.Idle == 2 })
 }
 
 func TestOndemandScales(t *testing.T) {
@@ -241,7 +241,7 @@ func TestOndemandScales(t *testing.T) {
 	opts.IdleTimeout = 300 * time.Millisecond
 	p := startPool(t, opts)
 	// The first worker (started to check the app) idles out.
-	waitFor(t, 5*time.Second, "no worker when idle", func() bool { s := p.Stats(); return s.Workers == 0 && s.Starting == 0 })
+	waitFor(t, 5*time.Second, "no worker when idle", func() bool { s := p.Snapshot(false); return s.Processes == 0 && s.Starting == 0 })
 	// A burst of 5 slow requests starts workers, up to 3.
 	var wg sync.WaitGroup
 	errs := make(chan error, 5)
@@ -252,7 +252,7 @@ func TestOndemandScales(t *testing.T) {
 			errs <- p.Do(context.Background(), pathRequest("/300ms"), &recorder{})
 		}()
 	}
-	waitFor(t, 5*time.Second, "3 workers under load", func() bool { return p.Stats().Workers == 3 })
+	waitFor(t, 5*time.Second, "3 workers under load", func() bool { return p.Snapshot(false).Processes == 3 })
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -260,10 +260,10 @@ func TestOndemandScales(t *testing.T) {
 			t.Errorf("request: %v", err)
 		}
 	}
-	if s := p.Stats(); s.Workers+s.Starting > 3 {
+	if s := p.Snapshot(false); s.Processes+s.Starting > 3 {
 		t.Errorf("more than --workers 3: %+v", s)
 	}
-	waitFor(t, 5*time.Second, "idle workers exit after the idle timeout", func() bool { s := p.Stats(); return s.Workers == 0 && s.Starting == 0 })
+	waitFor(t, 5*time.Second, "idle workers exit after the idle timeout", func() bool { s := p.Snapshot(false); return s.Processes == 0 && s.Starting == 0 })
 }
 
 func TestCrashLoopBackoffLogsPerStep(t *testing.T) {
@@ -403,7 +403,7 @@ func TestThreadsAreSlots(t *testing.T) {
 	opts.Threads = 3
 	opts.MaxRequests = 6
 	p := startPool(t, opts)
-	if s := p.Stats(); s.Workers != 2 || s.Idle != 6 {
+	if s := p.Snapshot(false); s.Processes != 2 || s.Idle != 6 {
 		t.Fatalf("2 processes of 3 threads: %+v, want 2 workers and 6 idle threads", s)
 	}
 	// 6 requests of 300ms run at once: 3 in each process.
@@ -432,7 +432,7 @@ func TestThreadsAreSlots(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "the recycled processes replaced", func() bool {
 		got := p.PIDs()
-		return len(got) == 2 && !slices.Contains(got, before[0]) && !slices.Contains(got, before[1]) && p.Stats().Idle == 6
+		return len(got) == 2 && !slices.Contains(got, before[0]) && !slices.Contains(got, before[1]) && p.Snapshot(false).Idle == 6
 	})
 }
 

@@ -1,6 +1,7 @@
-// pool.go: the pool of workers: options, the worker table and its one supervisor goroutine
-// (spawning per pool mode, replacement with crash-loop backoff, recycling, graceful reload),
-// and shutdown. The request path (acquire, release) is in handout.go.
+// pool.go: the pool of workers: the worker table and its one supervisor goroutine (spawning
+// per pool mode, replacement, recycling), and shutdown. Its options are in options.go, the
+// crash-loop back-off in backoff.go, reload in reload.go, the request path in dispatch.go
+// and owner.go.
 
 package pyrunner
 
@@ -11,9 +12,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -33,177 +32,6 @@ var (
 	// ErrReloading: a reload was asked for while another one was still starting its workers.
 	ErrReloading = errors.New("pyrunner: a reload is already in progress")
 )
-
-// Mode is how the pool sizes itself, in php-fpm's vocabulary.
-type Mode uint8
-
-const (
-	// Static keeps Options.Workers workers running.
-	Static Mode = iota
-	// Dynamic starts Options.StartWorkers, keeps between MinSpare and MaxSpare idle workers,
-	// and never runs more than Options.Workers.
-	Dynamic
-	// Ondemand runs no worker until a request comes, starts one per waiting request up to
-	// Options.Workers, and stops a worker idle for longer than Options.IdleTimeout.
-	Ondemand
-)
-
-func (m Mode) String() string {
-	switch m {
-	case Static:
-		return "static"
-	case Dynamic:
-		return "dynamic"
-	case Ondemand:
-		return "ondemand"
-	}
-	return fmt.Sprintf("mode(%d)", uint8(m))
-}
-
-// ParseMode reads "static", "dynamic" or "ondemand".
-func ParseMode(s string) (Mode, error) {
-	for _, m := range []Mode{Static, Dynamic, Ondemand} {
-		if s == m.String() {
-			return m, nil
-		}
-	}
-	return 0, fmt.Errorf("pool mode %q: want static, dynamic or ondemand", s)
-}
-
-// Options configure a Pool. Zero values take the defaults given per field.
-type Options struct {
-	// Python is the interpreter to run the workers with (default "python3" on PATH).
-	Python string
-	// App is "module:callable" or "module" (callable "application"), as gunicorn spells it.
-	App string
-	// Chdir is the workers' working directory, put first on sys.path.
-	Chdir string
-	// PythonPath lists more directories to put on sys.path, after Chdir.
-	PythonPath []string
-	// Mode sizes the pool (default Static).
-	Mode Mode
-	// Workers is the number of worker processes in Static mode, the most in the others
-	// (default 1).
-	Workers int
-	// Threads is how many requests one process serves at once, each in a thread of its own
-	// on a channel of its own (default 1). The pool counts the spare and busy capacity in
-	// threads; it starts and stops whole processes.
-	Threads int
-	// StartWorkers is how many workers Dynamic mode starts with (default: MinSpare plus half
-	// the gap to MaxSpare, as php-fpm).
-	StartWorkers int
-	// MinSpare and MaxSpare bound the idle workers in Dynamic mode (defaults 1 and
-	// max(1, Workers/2)).
-	MinSpare, MaxSpare int
-	// IdleTimeout: in Ondemand mode a worker idle this long exits (default 10s).
-	IdleTimeout time.Duration
-	// MaxRequests recycles a worker after this many requests (0: never), plus a random
-	// 0..MaxRequestsJitter per worker so that workers do not all restart at once.
-	MaxRequests, MaxRequestsJitter int
-	// MaxRSS recycles a worker whose resident memory is above this many bytes (0: no limit).
-	// It is checked every second; a busy worker finishes its request first.
-	MaxRSS int64
-	// Timeout is the hard limit on one request (0: none): past it the worker's Python stack is
-	// logged, the worker is killed and replaced, and Do returns an error wrapping ErrTimeout.
-	Timeout time.Duration
-	// SoftTimeout interrupts a request that has run this long (0: never): the app gets a
-	// wsgi_fcgi.SoftTimeout exception in the request's thread, the client a 504 (or a cut
-	// response), and the worker serves on once the app has unwound; Do returns an error
-	// wrapping ErrTimeout.
-	SoftTimeout time.Duration
-	// CancelGrace is how long an app may take to unwind once its request is cancelled (the
-	// web server gave up on it) or interrupted (SoftTimeout), before its worker is killed
-	// and replaced, with its Python stack logged (default 5s).
-	CancelGrace time.Duration
-	// SlowTimeout logs the worker's Python stack once when a request has run this long,
-	// without stopping it (0: never).
-	SlowTimeout time.Duration
-	// QueueSize bounds the requests waiting for a worker (default 1024).
-	QueueSize int
-	// QueueTimeout bounds how long a request waits for a worker (default 30s).
-	QueueTimeout time.Duration
-	// NoSendAhead keeps every request in the queue until a worker is idle, instead of sending
-	// it ahead behind the request a busy worker is running (ahead.go).
-	NoSendAhead bool
-	// SendAheadDepth is how many requests may be sent ahead behind one worker's request
-	// (default DefaultSendAheadDepth, at most MaxSendAheadDepth).
-	SendAheadDepth int
-	// NormalSched starts every Python process under the normal scheduling policy
-	// (SCHED_OTHER), whatever policy the gateway has: set when the gateway has put itself
-	// under SCHED_BATCH (cmd/wsgi-fcgi, sched.go), which children inherit.
-	NormalSched bool
-	// WorkerNice, when set, is the nice value every Python process is given as it starts
-	// (setpriority(2)): set when the gateway runs at another (cmd/wsgi-fcgi, --priority),
-	// which children inherit. Raising a nice value needs no privilege.
-	WorkerNice *int
-	// Preload imports the app once in a master process that forks the workers (copy-on-write
-	// memory, gc.freeze(); a replacement is ready without an import).
-	Preload bool
-	// Debug makes the runner put the app's traceback in the body of its 500 (it is logged
-	// either way): for development only, as it shows the app's internals to the client.
-	Debug bool
-	// StartTimeout bounds a worker's start, import included (default 60s).
-	StartTimeout time.Duration
-	// Env is the workers' environment (default: the gateway's own).
-	Env []string
-	// TrackRequests keeps each worker's current request (Request.Info) and its own request
-	// count for Snapshot's rows: a few stores per request (status.go).
-	TrackRequests bool
-	// Logger receives the pool's and the workers' log lines (default: discarded).
-	Logger hclog.Logger
-}
-
-func (o *Options) fill() {
-	if o.Python == "" {
-		o.Python = "python3"
-	}
-	if o.Workers <= 0 {
-		o.Workers = 1
-	}
-	if o.Threads <= 0 {
-		o.Threads = 1
-	}
-	if o.Preload {
-		o.Threads = min(o.Threads, MaxPreloadThreads)
-	}
-	if o.MinSpare <= 0 {
-		o.MinSpare = 1
-	}
-	if o.MaxSpare <= 0 {
-		o.MaxSpare = max(1, o.Workers/2)
-	}
-	o.MaxSpare = min(max(o.MaxSpare, o.MinSpare), o.Workers)
-	o.MinSpare = min(o.MinSpare, o.MaxSpare)
-	if o.StartWorkers <= 0 {
-		o.StartWorkers = o.MinSpare + (o.MaxSpare-o.MinSpare)/2
-	}
-	o.StartWorkers = min(max(o.StartWorkers, o.MinSpare), o.Workers)
-	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = 10 * time.Second
-	}
-	if o.QueueSize <= 0 {
-		o.QueueSize = 1024
-	}
-	if o.SendAheadDepth <= 0 {
-		o.SendAheadDepth = DefaultSendAheadDepth
-	}
-	o.SendAheadDepth = min(o.SendAheadDepth, MaxSendAheadDepth)
-	if o.QueueTimeout <= 0 {
-		o.QueueTimeout = 30 * time.Second
-	}
-	if o.CancelGrace <= 0 {
-		o.CancelGrace = 5 * time.Second
-	}
-	if o.StartTimeout <= 0 {
-		o.StartTimeout = 60 * time.Second
-	}
-	if o.Env == nil {
-		o.Env = os.Environ()
-	}
-	if o.Logger == nil {
-		o.Logger = hclog.NewNullLogger()
-	}
-}
 
 // Pool runs Python worker processes, each serving Options.Threads requests at a time (one
 // per channel: a worker), and hands requests to idle workers. Create it with New, then Start it.
@@ -248,13 +76,6 @@ type Pool struct {
 	reload    *reloadState
 
 	st poolStats // Snapshot's counters (status.go)
-}
-
-// reloadState is a reload whose new workers are starting.
-type reloadState struct {
-	gen     int
-	pending int // new workers not ready yet
-	reply   chan error
 }
 
 // startResult is a spawn goroutine's report.
@@ -556,61 +377,6 @@ func (p *Pool) onExited(pr *process) {
 	}
 }
 
-// crashedLocked counts a process that died or failed to start, and backs off when processes
-// die young: the delay doubles at most once per step and each step is logged once.
-func (p *Pool) crashedLocked(pr *process, cause error) {
-	now := time.Now()
-	lived := now.Sub(pr.started)
-	if pr.started.IsZero() || lived < crashLoopAge {
-		p.deaths++
-		if now.Before(p.nextSpawn) {
-			return // already waiting out this step
-		}
-		p.backoff = min(max(2*p.backoff, minBackoff), maxBackoff)
-		p.nextSpawn = now.Add(p.backoff)
-		args := []any{"error", cause, "deaths", p.deaths, "retry_in", p.backoff}
-		var le *LoadError
-		if errors.As(cause, &le) && le.Traceback != "" {
-			args = append(args, "traceback", le.Traceback)
-		}
-		p.log.Error("workers are failing young: backing off", args...)
-		p.deaths = 0
-		return
-	}
-	p.backoff = 0
-	p.deaths = 0
-	pr.log.Warn("worker exited", "cause", cause, "lived", lived.Round(time.Millisecond), "served", pr.served)
-}
-
-// Crash-loop backoff: a process that dies within crashLoopAge of its start counts as a crash
-// loop; the delay before the next spawn doubles from minBackoff up to maxBackoff.
-const (
-	crashLoopAge = 2 * time.Second
-	minBackoff   = 100 * time.Millisecond
-	maxBackoff   = 30 * time.Second
-)
-
-// exitCause describes how a process ended; a SIGKILL the pool did not send is most often the
-// kernel's OOM killer, as gunicorn's arbiter says too.
-func exitCause(err error) string {
-	if err == nil {
-		return "exited 0"
-	}
-	var ws syscall.WaitStatus
-	var ee *exec.ExitError
-	var ps waitStatus
-	switch {
-	case errors.As(err, &ee):
-		ws, _ = ee.Sys().(syscall.WaitStatus)
-	case errors.As(err, &ps):
-		ws = syscall.WaitStatus(ps)
-	}
-	if ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-		return err.Error() + " (killed from outside the gateway: out of memory?)"
-	}
-	return err.Error()
-}
-
 // idleProcessLocked returns the current generation's process whose threads have all been
 // idle the longest, and since when; nil when none is wholly idle.
 func (p *Pool) idleProcessLocked() (*process, time.Time) {
@@ -722,127 +488,6 @@ func (p *Pool) retireLocked(pr *process, reason string) {
 			w.retireIdle()
 		}
 	}
-}
-
-// Reload starts a new generation of workers (the app imported afresh), puts them to work as
-// they become ready, then retires the old ones, each after the request it holds. If a new
-// worker cannot load the app, the new generation is dropped, the old workers keep serving,
-// and Reload returns the error (a *LoadError when the import failed).
-func (p *Pool) Reload(ctx context.Context) error {
-	reply := make(chan error, 1)
-	select {
-	case p.reloadCh <- reply:
-	case <-p.stop:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-reply:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (p *Pool) startReload(reply chan error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.reload != nil {
-		reply <- ErrReloading
-		return
-	}
-	active := p.count[stateStarting] + p.count[stateIdle] + p.count[stateBusy]
-	n := max(1, (active+p.opts.Threads-1)/p.opts.Threads)
-	if p.opts.Mode == Static {
-		n = p.opts.Workers
-	}
-	gen := p.gen + 1
-	for w := range p.workers {
-		gen = max(gen, w.p.gen+1) // past any aborted reload's stragglers
-	}
-	p.reload = &reloadState{gen: gen, pending: n, reply: reply}
-	p.log.Info("reloading: starting new workers", "workers", n)
-	for range n {
-		p.spawn(p.newProcessLocked(gen))
-	}
-}
-
-func (p *Pool) abortReloadLocked(err error) {
-	rl := p.reload
-	p.reload = nil
-	for _, pr := range p.processesLocked() {
-		if pr.gen == rl.gen {
-			p.retireLocked(pr, "reload failed")
-		}
-	}
-	p.closeIdleMastersLocked()
-	args := []any{"error", err}
-	var le *LoadError
-	if errors.As(err, &le) && le.Traceback != "" {
-		args = append(args, "traceback", le.Traceback)
-	}
-	p.log.Error("reload failed: the old workers keep serving", args...)
-	rl.reply <- err
-}
-
-func (p *Pool) commitReloadLocked() {
-	rl := p.reload
-	p.reload = nil
-	p.setGenLocked(rl.gen)
-	old := 0
-	for _, pr := range p.processesLocked() {
-		if pr.gen < rl.gen {
-			p.retireLocked(pr, "reload")
-			old++
-		}
-	}
-	p.closeIdleMastersLocked() // an old preload master with no worker left exits now
-	p.log.Info("reloaded: old workers finish their requests and exit", "old_workers", old)
-	rl.reply <- nil
-}
-
-// Stats is a snapshot of the pool.
-type Stats struct {
-	Workers  int // live worker processes, Draining ones included, Starting ones not
-	Starting int // processes being started
-	Idle     int // idle threads (one per process without --threads)
-	Busy     int // threads serving a request
-	Waiting  int // requests waiting for a worker, in the queue or sent ahead to a busy one
-}
-
-// Stats returns a snapshot of the pool's state.
-func (p *Pool) Stats() Stats {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	s := Stats{Idle: len(p.idle), Waiting: len(p.waiters) + p.ahead}
-	for w := range p.workers {
-		if w.state == stateBusy {
-			s.Busy++
-		}
-		if w != w.p.slots[0] {
-			continue
-		}
-		if w.state == stateStarting {
-			s.Starting++
-		} else {
-			s.Workers++
-		}
-	}
-	return s
-}
-
-// PIDs returns the process ids of the live worker processes (not those still starting).
-func (p *Pool) PIDs() []int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var pids []int
-	for _, pr := range p.processesLocked() {
-		if pr.slots[0].state != stateStarting {
-			pids = append(pids, pr.pid)
-		}
-	}
-	return pids
 }
 
 // Shutdown stops the pool: waiting requests fail with ErrClosed, idle workers are asked to

@@ -73,7 +73,7 @@ func TestDoResponses(t *testing.T) {
 					t.Errorf("an invalid header reached the writer: %q", rec.headers)
 				}
 			}
-			if got := p.Stats().Workers; got != 1 {
+			if got := p.Snapshot(false).Processes; got != 1 {
 				t.Errorf("workers = %d after the requests, want 1 (the worker is reused)", got)
 			}
 		})
@@ -109,8 +109,8 @@ func TestWorkerDeathIs502AndReplaced(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		s := p.Stats()
-		if s.Workers == 2 && s.Idle == 2 {
+		s := p.Snapshot(false)
+		if s.Processes == 2 && s.Idle == 2 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -153,7 +153,7 @@ func TestQueueLimits(t *testing.T) {
 	}()
 	// The queue (size 1) fills with that request; the next is refused at once.
 	deadline := time.Now().Add(2 * time.Second)
-	for p.Stats().Waiting != 1 && time.Now().Before(deadline) {
+	for p.Snapshot(false).Waiting != 1 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if err := p.Do(context.Background(), simpleRequest(), &recorder{}); !errors.Is(err, ErrQueueFull) {

@@ -50,7 +50,7 @@ func TestPreloadWithThreads(t *testing.T) {
 	}
 	lb := withLog(&opts)
 	p := startPool(t, opts)
-	if s := p.Stats(); s.Workers != 2 || s.Idle != 4 {
+	if s := p.Snapshot(false); s.Processes != 2 || s.Idle != 4 {
 		t.Fatalf("2 forked processes of 2 threads: %+v", s)
 	}
 	masterPID := func() int {
@@ -105,7 +105,7 @@ func TestPreloadWithThreads(t *testing.T) {
 	start := time.Now()
 	waitFor(t, 5*time.Second, "the killed worker forked again", func() bool {
 		got := p.PIDs()
-		return len(got) == 2 && !slices.Contains(got, victim) && p.Stats().Idle == 4
+		return len(got) == 2 && !slices.Contains(got, victim) && p.Snapshot(false).Idle == 4
 	})
 	t.Logf("killed worker replaced within %v", time.Since(start))
 	doAll(4)

@@ -21,6 +21,9 @@ type Snapshot struct {
 	// generation (during a reload the old workers finishing their requests are Active).
 	// Workers starting or exiting are in neither.
 	Idle, Active int
+	// Processes counts the live worker processes (retiring ones included), Starting those
+	// being started.
+	Processes, Starting int
 	// MaxActive is the most workers ever active at once.
 	MaxActive int
 	// MaxChildrenReached counts the requests that found every worker busy with the pool at
@@ -144,6 +147,13 @@ func (p *Pool) Snapshot(full bool) Snapshot {
 	}
 	var procs []*process
 	for w := range p.workers {
+		if w == w.p.slots[0] {
+			if w.state == stateStarting {
+				s.Starting++
+			} else {
+				s.Processes++
+			}
+		}
 		switch w.state {
 		case stateIdle:
 			s.Idle++
@@ -206,4 +216,17 @@ func (p *Pool) workerSnapshotLocked(w *worker, now time.Time) WorkerSnapshot {
 		ws.Duration = w.idleSince.Sub(clock) - t.start
 	}
 	return ws
+}
+
+// PIDs returns the process ids of the live worker processes (not those still starting).
+func (p *Pool) PIDs() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var pids []int
+	for _, pr := range p.processesLocked() {
+		if pr.slots[0].state != stateStarting {
+			pids = append(pids, pr.pid)
+		}
+	}
+	return pids
 }
