@@ -8,13 +8,6 @@ import (
 	"strconv"
 )
 
-// Params is what the environ is built from: the web server's CGI params in wire order.
-// *fcgi.Params satisfies it.
-type Params interface {
-	Len() int
-	At(i int) (name, value []byte)
-}
-
 // cgiRequest holds the params the gateway interprets; the rest pass through unchanged.
 type cgiRequest struct {
 	scriptName, pathInfo  []byte

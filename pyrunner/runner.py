@@ -1,10 +1,13 @@
 """The Python side of wsgi-fcgi: one long-lived worker that runs a WSGI (PEP 3333) app.
 
-The gateway (Go, pyrunner/*.go) embeds this file, writes it to a private directory and starts it:
+The gateway (Go, pyrunner/*.go) embeds this file and starts it with `python3 -c` and a one-line
+loader that reads this source from an unlinked file the gateway passes as a descriptor
+(pyrunner/worker.go, runnerBootstrap), with the arguments
 
-    python runner.py --app module:callable [--chdir DIR] [--pythonpath P1:P2...]
+    --app module:callable [--chdir DIR] [--pythonpath P1:P2...] [--preload] [--debug]
 
-with WSGI_FCGI_RUNNER_COOKIE and WSGI_FCGI_RUNNER_FD in the environment. The worker imports the
+and WSGI_FCGI_RUNNER_COOKIE and WSGI_FCGI_RUNNER_FD in the environment. Its tests run it as a
+file (python runner.py ...). The worker imports the
 app once, sends READY on the channel (two pipes, "R:W": it reads requests from fd R and writes
 frames to fd W), then serves one request at a time until the channel closes. With several
 channels in WSGI_FCGI_RUNNER_FD (--threads) it serves each in a thread of its own; with

@@ -7,7 +7,7 @@ import (
 )
 
 // TestRunnerUnittests runs runner.py's own unittest suites (runner_test.py, and
-// compliance_test.py with wsgiref.validate), which drive the real runner over a socketpair.
+// compliance_test.py with wsgiref.validate), which drive the real runner over its two pipes.
 // RUNNER_PYTHON picks the interpreter; by default Debian's /usr/bin/python3, else python3.
 func TestRunnerUnittests(t *testing.T) {
 	python := os.Getenv("RUNNER_PYTHON")

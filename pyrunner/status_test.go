@@ -55,7 +55,7 @@ func TestSnapshot(t *testing.T) {
 	waitFor(t, 5*time.Second, "two requests running", func() bool { return p.Snapshot(false).Active == 2 })
 	do(10 * time.Millisecond)
 	waitFor(t, 5*time.Second, "a request waiting", func() bool { return p.Snapshot(false).Waiting == 1 })
-	time.Sleep(150 * time.Millisecond) // past SlowTimeout
+	waitFor(t, 5*time.Second, "both requests past SlowTimeout", func() bool { return p.Snapshot(false).SlowRequests == 2 })
 	s = p.Snapshot(true)
 	if s.Idle != 0 || s.Active != 2 || s.MaxActive != 2 || s.Waiting != 1 || s.MaxWaiting != 1 || s.MaxChildrenReached != 1 {
 		t.Errorf("busy: %+v", s)
