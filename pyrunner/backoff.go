@@ -1,3 +1,5 @@
+//go:build linux
+
 // backoff.go: telling a crash from a requested exit, and the crash-loop back-off.
 
 package pyrunner

@@ -1,3 +1,5 @@
+//go:build linux
+
 // board.go: the cancel board, a page of memory shared with one worker process, where the
 // gateway marks the requests it has cancelled (PROTOCOL.md, "The cancel board").
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 // call.go: Do, and a call: one request on its way through the pool (in the wait queue, in a
 // worker's inbox, running), with the one verdict it ends with.
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 // cancel_test.go: a request can be stopped at every stage (issue 17): withdrawn from the
 // queue or a worker's inbox, skipped by the worker when it was written ahead, stopped while it
 // runs, interrupted at --soft-timeout, and its worker killed when the app does not stop.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // channel.go: the gateway's end of a worker's channel: two pipes, in the runtime's poller.
 
 package pyrunner

@@ -1,3 +1,5 @@
+//go:build linux
+
 // dispatch.go: the pool's side of the request path: the idle workers, the wait queue, the
 // choice of a busy worker to send a request ahead to, and what a worker does next when a
 // request ends. Everything here runs under Pool.mu for a few instructions; the workers' own

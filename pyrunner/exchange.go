@@ -1,3 +1,5 @@
+//go:build linux
+
 // exchange.go: one request's frames as the channel's owner reads them: START, DATA and READ
 // until END or ABORTED, the response passed on, the body sent in answer to READ.
 

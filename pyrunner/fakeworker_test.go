@@ -1,3 +1,5 @@
+//go:build linux
+
 // fakeworker_test.go: the test binary plays a Python worker (go-plugin's helper-process
 // pattern), so pool tests can stage every misbehaviour without Python.
 

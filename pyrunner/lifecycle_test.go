@@ -1,3 +1,5 @@
+//go:build linux
+
 // lifecycle_test.go: the pool's process management against fake workers: timeouts and the
 // slow log, recycling, pool modes, crash-loop backoff and reload.
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 // options.go: the pool's options, with their defaults, and its modes (php-fpm's pm).
 
 package pyrunner

@@ -1,3 +1,5 @@
+//go:build linux
+
 // owner.go: the one goroutine that owns a worker's channel. It takes requests from the
 // worker's inbox, writes them into the pipe (the next ones ahead of time when they fit), reads
 // the worker's frames and passes the response on, answers the worker's reads of the body,

@@ -1,3 +1,5 @@
+//go:build linux
+
 // pool.go: the pool of workers: the worker table and its one supervisor goroutine (spawning
 // per pool mode, replacement, recycling), and shutdown. Its options are in options.go, the
 // crash-loop back-off in backoff.go, reload in reload.go, the request path in dispatch.go

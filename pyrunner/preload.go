@@ -1,3 +1,5 @@
+//go:build linux
+
 // preload.go: preload masters (Options.Preload). One Python process per pool generation
 // imports the app once, calls gc.freeze(), and forks a worker for each FORK the gateway sends
 // over its control socket, with the worker's channel and stack pipe attached (SCM_RIGHTS).

@@ -1,3 +1,5 @@
+//go:build linux
+
 // preload_test.go: preload masters and threads with the real runner.py (Python needed), so
 // that preload.go runs under the race detector too.
 

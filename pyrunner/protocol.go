@@ -1,3 +1,5 @@
+//go:build linux
+
 // protocol.go: the frames of the Go ↔ Python channel (see PROTOCOL.md) and the environ encoder.
 
 package pyrunner

@@ -1,3 +1,5 @@
+//go:build linux
+
 // reload.go: a graceful reload (SIGHUP): a new generation of workers, put to work as they
 // become ready, then the old ones retired; a failed import keeps the old ones serving.
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 // request.go: a request as the pool takes it (environ and body), and the response side's
 // interface and header block.
 

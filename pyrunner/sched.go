@@ -1,23 +1,27 @@
+//go:build linux
+
 // sched.go: the scheduling policy of the worker processes.
 
 package pyrunner
 
 import (
-	"syscall"
-	"unsafe"
+	"fmt"
+
+	"golang.org/x/sys/unix"
 )
 
-// schedNormal is SCHED_OTHER, Linux's default policy (sched(7)).
-const schedNormal = 0
-
 // setNormalSched puts process pid (its only thread, just after it started) under the normal
-// policy: with Options.NormalSched the gateway runs under SCHED_BATCH, which its children
-// inherit, and the app is to run as it would anywhere else.
+// policy (SCHED_OTHER, sched(7)), keeping its nice value: with Options.NormalSched the gateway
+// runs under SCHED_BATCH, which its children inherit, and the app is to run as it would
+// anywhere else.
 func setNormalSched(pid int) error {
-	var param struct{ priority int32 }
-	_, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, uintptr(pid), schedNormal, uintptr(unsafe.Pointer(&param)))
-	if errno != 0 {
-		return errno
+	attr, err := unix.SchedGetAttr(pid, 0)
+	if err != nil {
+		return fmt.Errorf("sched_getattr: %w", err)
+	}
+	attr.Policy = unix.SCHED_NORMAL
+	if err := unix.SchedSetAttr(pid, attr, 0); err != nil {
+		return fmt.Errorf("sched_setattr: %w", err)
 	}
 	return nil
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // status.go: the numbers behind a status page (php-fpm's pm.status_path): Snapshot, and the
 // little bookkeeping it needs on the request path. Nothing here allocates per request; the
 // current request's method and URI are copied only when a snapshot is taken.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // stop.go: the owner's deadlines and cancellation: the read deadline that wakes it (its
 // request's time limits, a poke from Do), and stopping the running request (the cancel board,
 // SIGUSR2, the grace period before the worker is killed).

@@ -1,3 +1,5 @@
+//go:build linux
+
 // timeout.go: the Python stack dumps the per-request time limits log (the limits themselves
 // are read deadlines of the channel's owner, owner.go), and the RSS reading behind
 // Options.MaxRSS.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // worker.go: one Python worker process: spawning it, the handshake, log relay, and killing it.
 
 package pyrunner
