@@ -78,6 +78,20 @@ go vet -tags integration ./tests/...
 section "unit tests (go test -race; includes the Python runner's unittests with $PYTHON)"
 RUNNER_PYTHON="$PYTHON" go test -race -count=1 ./...
 
+section "the Python runner's unittests under every CPython 3.8 to 3.13 on the machine"
+# The runner promises CPython 3.8+; pyenv's interpreters (~/.pyenv/versions) are what this
+# machine has of them. Debian's $PYTHON ran them already with the Go tests above.
+ran=0
+for v in 3.8 3.9 3.10 3.11 3.12 3.13; do
+	for py in "$HOME/.pyenv/versions/$v".*/bin/python3; do
+		[[ -x "$py" ]] || continue
+		ran=$((ran + 1))
+		echo "-- $("$py" --version)"
+		(cd pyrunner && PYTHONDONTWRITEBYTECODE=1 "$py" -m unittest discover -q -s . -p '*_test.py')
+	done
+done
+((ran)) || echo "no CPython under ~/.pyenv/versions: only $PYTHON ran them"
+
 section "fuzz (${FUZZTIME} per target)"
 # Every func FuzzXxx in a _test.go file, package by package (tests/ holds none).
 found=0
