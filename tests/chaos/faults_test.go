@@ -551,19 +551,7 @@ func testDrops(t *testing.T) {
 				}
 				got += len(rc.content)
 			}
-			c.c.Write(testkit.Record(typeAbort, 1, nil, 0))
-			kind = "abort not ended"
-			for {
-				rc, err := c.read()
-				if err != nil {
-					kind = "abort not ended: " + errClass(err)
-					break
-				}
-				if rc.typ == typeEnd {
-					kind = ""
-					break
-				}
-			}
+			kind = c.abort(1)
 			c.close()
 		case 3: // nginx: the HTTP client closes a download part-way
 			resp, err := n.client.Get(fmt.Sprintf("%s/stream/big?%d", n.base, big))

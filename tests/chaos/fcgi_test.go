@@ -281,3 +281,18 @@ func hello(r result) (version string, pid int, ok bool) {
 	pid, err := strconv.Atoi(p)
 	return v, pid, err == nil && pid > 0 && pid != os.Getpid()
 }
+
+// abort sends FCGI_ABORT_REQUEST for id and reads until its FCGI_END_REQUEST: "" when it came,
+// else what went wrong.
+func (c *fconn) abort(id uint16) string {
+	c.c.Write(testkit.Record(typeAbort, id, nil, 0))
+	for {
+		rc, err := c.read()
+		if err != nil {
+			return "abort not ended: " + errClass(err)
+		}
+		if rc.typ == typeEnd && rc.id == id {
+			return ""
+		}
+	}
+}

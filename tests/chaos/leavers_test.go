@@ -14,8 +14,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/wsgi-fcgi/wsgi-fcgi/tests/internal/testkit"
 )
 
 // testLeavers: clients who leave. Beside a steady load, clients open 30 s event streams on
@@ -64,21 +62,10 @@ func testLeavers(t *testing.T) {
 				break // the deferred close drops it
 			}
 			aborted := time.Now()
-			c.c.Write(testkit.Record(typeAbort, 1, nil, 0))
-			kind = "abort not ended"
-			for {
-				rc, err := c.read()
-				if err != nil {
-					kind = "abort not ended: " + errClass(err)
-					break
-				}
-				if rc.typ == typeEnd {
-					kind = ""
-					mu.Lock()
-					ends = append(ends, time.Since(aborted))
-					mu.Unlock()
-					break
-				}
+			if kind = c.abort(1); kind == "" {
+				mu.Lock()
+				ends = append(ends, time.Since(aborted))
+				mu.Unlock()
 			}
 		case 2: // a browser tab closed: the HTTP client leaves nginx
 			resp, err := n.client.Get(fmt.Sprintf("%s/stream/drip?%s", n.base, id))
