@@ -448,3 +448,38 @@ func TestReusedRequestBehindItsCancelledSelf(t *testing.T) {
 		})
 	}
 }
+
+// With --threads, each channel of a process has its own words on the cancel board: a request
+// interrupted on any thread is stopped there, and the process serves on (regression: every
+// channel was marked in the first channel's words).
+func TestSoftTimeoutOnEveryThread(t *testing.T) {
+	opts := fakeOptions(t, "sleep", 1)
+	opts.Threads = 2
+	opts.SoftTimeout = 100 * time.Millisecond
+	opts.CancelGrace = 10 * time.Second
+	p := startPool(t, opts)
+	pid := p.PIDs()[0]
+
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Do(context.Background(), pathRequest("/30s"), &recorder{}); !errors.Is(err, ErrTimeout) {
+				t.Errorf("Do = %v, want ErrTimeout", err)
+			}
+		}()
+	}
+	wg.Wait()
+	// Both threads stopped their request: both serve at once, in the same process.
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if got := pidOf(t, p, "/0s"); got != pid {
+				t.Errorf("pid %d answered, want the same process %d", got, pid)
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -198,7 +198,7 @@ func (p *Pool) newProcessLocked(gen int) *process {
 	}
 	pr.slots = make([]*worker, p.opts.Threads)
 	for i := range pr.slots {
-		w := &worker{id: pr.id, pool: p, p: pr, state: stateStarting}
+		w := &worker{id: pr.id, ch: i, pool: p, p: pr, state: stateStarting}
 		pr.slots[i] = w
 		p.workers[w] = struct{}{}
 		if gen == p.gen {

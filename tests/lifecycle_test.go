@@ -179,18 +179,30 @@ func TestSSEClientsLeaveThroughNginx(t *testing.T) {
 }
 
 func TestSoftTimeoutKeepsTheWorker(t *testing.T) {
-	g, ev := lifecycleGateway(t, 1, "", "--soft-timeout", "1s")
-	pid := pidOf(t, g)
-	res := rawGet(t, g.network, g.address, "/stuck?id=k1&s=60")
-	if res.status() != 504 {
-		t.Fatalf("/stuck with --soft-timeout 1s: %d %q, want 504", res.status(), res.stdout)
-	}
-	ev.wait(t, "the app interrupted, its finally run", 10*time.Second, func() bool { return ev.count("finally k1") == 1 })
-	if ev.count("interrupted k1 SoftTimeout") != 1 {
-		t.Errorf("the app did not see wsgi_fcgi.SoftTimeout; events: %q", ev.lines())
-	}
-	if got := pidOf(t, g); got != pid {
-		t.Errorf("after the soft timeout pid %d answered, want the same worker %d", got, pid)
+	for _, tc := range []struct {
+		name, path string
+		args       []string
+	}{
+		{"stuck in one call", "/stuck?s=60", nil},
+		{"preload", "/stuck?s=60", []string{"--preload"}},
+		// In a thread other than the main one, the exception lands between two calls.
+		{"threads", "/spin?s=60", []string{"--threads", "2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, ev := lifecycleGateway(t, 1, "", append([]string{"--soft-timeout", "1s"}, tc.args...)...)
+			pid := pidOf(t, g)
+			res := rawGet(t, g.network, g.address, tc.path+"&id=k1")
+			if res.status() != 504 {
+				t.Fatalf("%s with --soft-timeout 1s: %d %q, want 504", tc.path, res.status(), res.stdout)
+			}
+			ev.wait(t, "the app interrupted, its finally run", 10*time.Second, func() bool { return ev.count("finally k1") == 1 })
+			if ev.count("interrupted k1 SoftTimeout") != 1 {
+				t.Errorf("the app did not see wsgi_fcgi.SoftTimeout; events: %q", ev.lines())
+			}
+			if got := pidOf(t, g); got != pid {
+				t.Errorf("after the soft timeout pid %d answered, want the same worker %d", got, pid)
+			}
+		})
 	}
 }
 

@@ -5,6 +5,7 @@ LIFECYCLE_LOG names, one line each ("start ID PID", "close ID", "interrupted ID 
 
     /stream[/...]?id=ID&n=N&gap=S   N chunks of 2 KiB, one every S seconds (an iterable with close())
     /stuck?id=ID&s=S          sleeps S seconds in one call
+    /spin?id=ID&s=S           runs Python for S seconds (sleeps of 10 ms in a loop)
     /deaf?id=ID&s=S           sleeps S seconds, swallowing every exception (ignores interrupts)
     /big?n=N                  N bytes, in 1 MiB chunks
     /upload?id=ID             reads the whole body and answers its length
@@ -65,6 +66,16 @@ def application(environ, start_response):
     if path == "/stuck":
         try:
             time.sleep(float(q.get("s", "30")))
+        except BaseException as e:
+            note("interrupted", rid, type(e).__name__)
+            raise
+        finally:
+            note("finally", rid)
+    elif path == "/spin":
+        end = time.monotonic() + float(q.get("s", "30"))
+        try:
+            while time.monotonic() < end:
+                time.sleep(0.01)
         except BaseException as e:
             note("interrupted", rid, type(e).__name__)
             raise
