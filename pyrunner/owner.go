@@ -216,7 +216,7 @@ func (w *worker) begin(c *call) {
 	w.cur, w.startedAt, w.started, w.stopped, w.skipped = c, now, false, false, false
 	w.inlineReq = c == nil || c.inline // a ghost was sent ahead: its body went whole
 	w.slowAt, w.softAt, w.killAt, w.resendAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	w.stopReason, w.drained = 0, 0
+	w.stopReason, w.drained, w.stoppedURI = 0, 0, ""
 	if o.Timeout > 0 {
 		w.killAt = now.Add(o.Timeout)
 	}
@@ -400,10 +400,11 @@ func (w *worker) lose(err error, neverStarted bool) bool {
 	return false
 }
 
-// uri is the running request's REQUEST_URI for a log line; "" once it is detached.
+// uri is the running request's REQUEST_URI for a log line; once it is detached, what it was
+// when it was stopped.
 func (w *worker) uri() string {
 	if w.cur == nil {
-		return ""
+		return w.stoppedURI
 	}
 	return w.cur.req.lookup("REQUEST_URI")
 }

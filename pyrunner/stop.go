@@ -89,6 +89,7 @@ func (w *worker) stop(reason uint32, err error) {
 		return
 	}
 	w.stopped, w.stopReason = true, reason
+	w.stoppedURI = w.uri() // for the log line if it has to be killed, once detached
 	w.p.board.cancel(w.ch, w.curN(), reason)
 	w.p.handle.Signal(syscall.SIGUSR2)
 	now := time.Now()
