@@ -1098,7 +1098,7 @@ class Worker(Lane):
                 self.close_result(result, response, environ)
         if stopped is not None:
             log(
-                "info",
+                "debug",  # every client that leaves would be a line at info; the access log has 499
                 "request stopped: cancelled",
                 reason=REASON_NAMES[type(stopped)],
                 method=environ.get("REQUEST_METHOD", ""),
