@@ -1587,7 +1587,7 @@ class CancelTest(unittest.TestCase):
         # close() ran once, before ABORTED; the next request is served.
         self.assertEqual(self.events(runner), ["start:/stream", "close"])
         entry = runner.wait_log(lambda e: e["@message"] == "request stopped: cancelled", "the log line")
-        self.assertEqual((entry["reason"], entry["method"], entry["uri"], entry["@level"]), ("aborted", "GET", "/stream", "info"))
+        self.assertEqual((entry["reason"], entry["method"], entry["uri"], entry["@level"]), ("aborted", "GET", "/stream", "debug"))
         self.assertNotIn("traceback", entry)
         self.assertEqual(runner.close(), 0)
 
