@@ -45,7 +45,7 @@ const (
 	conflictMountShape = "path outside --mount"
 )
 
-// derivePath applies the rule documented in README.md ("SCRIPT_NAME and PATH_INFO"):
+// derivePath applies the rule documented in docs/frontends.md ("SCRIPT_NAME and PATH_INFO"):
 //
 //  1. Find the split the front end means. Apache's SetHandler "proxy:…" form splits where the
 //     path stops existing under DocumentRoot (SCRIPT_FILENAME proxy:fcgi://host//docroot/app;

@@ -101,7 +101,7 @@ type Options struct {
 	// QueueTimeout bounds how long a request waits for a worker (default 30s).
 	QueueTimeout time.Duration
 	// NoSendAhead keeps every request in the queue until a worker is idle, instead of sending
-	// it ahead behind the request a busy worker is running (ahead.go).
+	// it ahead behind the request a busy worker is running (dispatch.go).
 	NoSendAhead bool
 	// SendAheadDepth is how many requests may be sent ahead behind one worker's request
 	// (default DefaultSendAheadDepth, at most MaxSendAheadDepth).

@@ -78,7 +78,7 @@ var (
 func TestFrontendFixturesApache(t *testing.T) {
 	needApache(t)
 	// SOCK is the recorder's socket. AllowEncodedSlashes: Apache answers 404 itself to a
-	// path with %2F unless it is allowed (see README, "Apache mod_proxy_fcgi in front").
+	// path with %2F unless it is allowed (see docs/frontends.md, "Apache mod_proxy_fcgi").
 	// DOCROOT is an empty directory: with SetHandler, Apache splits SCRIPT_NAME from PATH_INFO
 	// where the path stops existing on disk.
 	const vhost = "<VirtualHost 127.0.0.1:PORT>\n    DocumentRoot DOCROOT\n    AllowEncodedSlashes SLASHES\n%s\n</VirtualHost>\n"

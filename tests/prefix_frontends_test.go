@@ -109,7 +109,7 @@ func TestMountedAppsApacheProxyFcgi(t *testing.T) {
 	needApache(t)
 	needDjango(t)
 	socks := sharedGateways(t)
-	// The configuration README.md shows ("Apache mod_proxy_fcgi in front"); the prefix is the
+	// The configuration docs/frontends.md shows ("Apache mod_proxy_fcgi"); the prefix is the
 	// ProxyPass path, and CGIPassAuth On lets the Authorization header through.
 	site := func(prefix, sock string, passAuth bool) string {
 		auth := ""
@@ -220,7 +220,7 @@ func TestMountedAppsCaddy(t *testing.T) {
 	for _, prefix := range []string{"", "/app"} {
 		for _, a := range mountedApps {
 			t.Run(fmt.Sprintf("%s/%s", mountName(prefix), a.name), func(t *testing.T) {
-				// README.md, "Caddy in front": handle_path strips the prefix; the gateway
+				// docs/frontends.md, "Caddy": handle_path strips the prefix; the gateway
 				// gives it back to the app as SCRIPT_NAME.
 				site := fmt.Sprintf("reverse_proxy unix/%s {\n\ttransport fastcgi\n}", socks[a.name+prefix])
 				if prefix != "" {

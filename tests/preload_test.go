@@ -2,7 +2,7 @@
 
 // --preload end to end: workers forked by a master that imported the app once; their
 // replacement, reload with a new master, no process left after SIGKILL of the gateway; and the
-// measurement the README quotes (a Django app: death-to-serving time and the PSS of 8 workers,
+// measurement docs/process-management.md quotes (a Django app: death-to-serving time and the PSS of 8 workers,
 // preload against not).
 
 package tests
@@ -169,7 +169,7 @@ func pssKiB(pid int) (int64, error) {
 
 // TestPreloadMeasure measures, with a Django app, preload against not: the PSS of 8 idle
 // workers (and of the master) and the time from a worker's SIGKILL to its replacement
-// answering. It fails unless preload wins both. The README quotes its output:
+// answering. It fails unless preload wins both. docs/process-management.md quotes its output:
 //
 //	go test -tags integration -count=1 -run TestPreloadMeasure -v ./tests/
 func TestPreloadMeasure(t *testing.T) {

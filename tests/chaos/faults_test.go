@@ -25,7 +25,7 @@ import (
 )
 
 // crashLoopAge: a worker that dies younger counts as a crash loop and its replacement is
-// delayed on purpose (README "Crash loops"); the kill scenario kills older workers only.
+// delayed on purpose (docs/process-management.md, "Crash loops"); the kill scenario kills older workers only.
 const crashLoopAge = 2 * time.Second
 
 // testKillWorkers: SIGKILL a random worker every 200 ms under load. Only the requests the
