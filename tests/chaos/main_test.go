@@ -3,7 +3,7 @@
 // Package chaos drives a live wsgi-fcgi (real Python workers, gofast and a raw FastCGI client
 // playing the web server, real nginx where it matters) through faults, overload, abuse of the
 // FastCGI socket and a bounded soak, and fails when a promise of docs/reliability.md
-// section is broken. Each scenario prints one line when it ends; TestChaos prints a table of
+// is broken. Each scenario prints one line when it ends; TestChaos prints a table of
 // them at the end and writes it to $CHAOS_OUT (default: a file in a temp dir; the path is
 // printed).
 //
