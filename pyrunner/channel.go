@@ -31,8 +31,9 @@ const pipeSize = 256 << 10
 // wait queues. Measured on the 2-core development VM, a Python ping-pong of 500 and 100 bytes
 // used 24 µs of CPU per round trip on each side over a socketpair and 13 µs over two pipes.
 type channel struct {
-	r, w     *os.File // from the worker, to the worker
-	capacity int      // bytes the pipe to the worker holds (F_GETPIPE_SZ)
+	r, w          *os.File  // from the worker, to the worker
+	capacity      int       // bytes the pipe to the worker holds (F_GETPIPE_SZ)
+	writeDeadline time.Time // the write deadline set on w
 }
 
 // newChannel makes a channel's two pipes: the gateway's ends as a *channel, the worker's ends
@@ -87,8 +88,15 @@ func (c *channel) Write(b []byte) (int, error) {
 // SetReadDeadline bounds the reads from the worker (the owner's deadlines: owner.go).
 func (c *channel) SetReadDeadline(t time.Time) error { return c.r.SetReadDeadline(t) }
 
-// SetWriteDeadline bounds the writes to the worker.
-func (c *channel) SetWriteDeadline(t time.Time) error { return c.w.SetWriteDeadline(t) }
+// SetWriteDeadline bounds the writes to the worker; setting the one already set costs nothing
+// (most writes need none: no runtime timer is armed for them).
+func (c *channel) SetWriteDeadline(t time.Time) error {
+	if t.Equal(c.writeDeadline) {
+		return nil
+	}
+	c.writeDeadline = t
+	return c.w.SetWriteDeadline(t)
+}
 
 // CloseWrite closes the pipe to the worker: it sees the end of its requests and exits when
 // idle, while what it still sends can be read.

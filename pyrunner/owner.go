@@ -171,8 +171,7 @@ func (w *worker) serveHead() bool {
 	}
 	w.writeAhead()
 	healthy, err := w.exchange(c != nil && c.inline || c == nil)
-	w.serving.Store(false)
-	w.conn.SetReadDeadline(time.Time{})
+	w.serving.Store(false) // the next request's begin sets the read deadline before it reads
 	if !healthy {
 		return w.lose(err, false)
 	}
@@ -280,7 +279,8 @@ func (w *worker) fail(err error) error {
 	return &ExchangeError{Started: w.started, PID: w.p.pid, Err: err}
 }
 
-// writeRequest numbers c's REQUEST frame and writes it before deadline. A call written ahead
+// writeRequest numbers c's REQUEST frame and writes it before deadline, if it may have to
+// wait for room in the pipe. A call written ahead
 // is in stage writing meanwhile: a withdrawal waits for the write to end, because the frame
 // is the caller's memory.
 func (w *worker) writeRequest(c *call, deadline time.Time) error {
@@ -295,6 +295,9 @@ func (w *worker) writeRequest(c *call, deadline time.Time) error {
 		c.stage = stageWriting
 	}
 	w.mu.Unlock()
+	if w.inPipe+len(frame) <= w.conn.capacity/2 {
+		deadline = time.Time{} // it fits: the write cannot wait, and no timer is armed for it
+	}
 	w.conn.SetWriteDeadline(deadline)
 	_, err := w.conn.Write(frame)
 	w.inPipe += len(frame)
