@@ -194,7 +194,7 @@ func fakeChannel(mode, fds string, index int) int {
 		envLen := binary.LittleEndian.Uint32(payload)
 		inline := payload[4+envLen:]
 		n++
-		if got := binary.LittleEndian.Uint16(hdr6(h)); got != uint16(n) {
+		if got := binary.LittleEndian.Uint16(h.seq[:]); got != uint16(n) {
 			fmt.Fprintf(os.Stderr, "fake worker: REQUEST numbered %d, want %d\n", got, uint16(n))
 			return 3
 		}
@@ -310,8 +310,6 @@ type fakeFrame struct {
 	frameHeader
 	seq [2]byte
 }
-
-func hdr6(h fakeFrame) []byte { return h.seq[:] }
 
 func readFrame(br *bufio.Reader) (fakeFrame, []byte, error) {
 	var hdr [frameHeaderLen]byte

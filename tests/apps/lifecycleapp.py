@@ -39,6 +39,24 @@ class Stream:
         note("close", self.rid)
 
 
+def noting(rid, fn, *args):
+    """Call fn(*args), noting an exception that interrupts it and the finally that follows."""
+    try:
+        fn(*args)
+    except BaseException as e:
+        note("interrupted", rid, type(e).__name__)
+        raise
+    finally:
+        note("finally", rid)
+
+
+def spin(seconds):
+    """Run Python for that long: sleeps of 10 ms in a loop."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.01)
+
+
 class Big:
     """N bytes in 1 MiB chunks, an iterable with close()."""
 
@@ -64,23 +82,9 @@ def application(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/event-stream")])
         return Stream(rid, int(q.get("n", "600")), float(q.get("gap", "0.05")))
     if path == "/stuck":
-        try:
-            time.sleep(float(q.get("s", "30")))
-        except BaseException as e:
-            note("interrupted", rid, type(e).__name__)
-            raise
-        finally:
-            note("finally", rid)
+        noting(rid, time.sleep, float(q.get("s", "30")))
     elif path == "/spin":
-        end = time.monotonic() + float(q.get("s", "30"))
-        try:
-            while time.monotonic() < end:
-                time.sleep(0.01)
-        except BaseException as e:
-            note("interrupted", rid, type(e).__name__)
-            raise
-        finally:
-            note("finally", rid)
+        noting(rid, spin, float(q.get("s", "30")))
     elif path == "/deaf":
         end = time.monotonic() + float(q.get("s", "30"))
         while time.monotonic() < end:
