@@ -37,6 +37,10 @@ func (f listenFlag) String() string {
 	return f.c.Listen
 }
 
+func (listenFlag) accepts() (string, string) {
+	return "host:port, [::1]:port, /path/to.sock or unix:PATH", "127.0.0.1:9000"
+}
+
 func (f listenFlag) Set(s string) error {
 	if f.c.listenSet && f.c.Listen != "" {
 		f.c.Listen += "," + s

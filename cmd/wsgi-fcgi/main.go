@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -47,19 +48,40 @@ func main() {
 // run is the whole program: it returns the exit status. Cancelling ctx (SIGTERM, SIGINT)
 // stops the gateway gracefully.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "probe" {
-		return runProbe(args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "probe":
+			return runProbe(args[1:], stdout, stderr)
+		case "version":
+			fmt.Fprintln(stdout, versionLine())
+			return exitOK
+		case "help":
+			if len(args) > 1 && args[1] == "probe" {
+				return runProbe([]string{"--help"}, stdout, stderr)
+			}
+			writeHelp(stdout, settings(&Config{}))
+			return exitOK
+		}
 	}
-	cfg, err := loadConfig(args, stderr)
+	cfg, err := loadConfig(args)
 	switch {
 	case errors.Is(err, errHelp):
+		if cfg == nil {
+			cfg = &Config{}
+		}
+		writeHelp(stdout, settings(cfg))
 		return exitOK
 	case err != nil:
 		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
 		return exitConfig
-	case cfg.showVersion:
+	case bool(cfg.showVersion):
 		fmt.Fprintln(stdout, versionLine())
 		return exitOK
+	}
+	// Everything that can be checked is, before the app is imported.
+	if err := checkBeforeStart(cfg, osListenEnv); err != nil {
+		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+		return exitConfig
 	}
 	log := newLogger(cfg, stderr)
 	batch := false
@@ -111,24 +133,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		StartWorkers:      cfg.PMStart,
 		MinSpare:          cfg.PMMinSpare,
 		MaxSpare:          cfg.PMMaxSpare,
-		IdleTimeout:       cfg.PMIdleTimeout,
+		IdleTimeout:       time.Duration(cfg.PMIdleTimeout),
 		MaxRequests:       cfg.MaxRequests,
 		MaxRequestsJitter: cfg.MaxRequestsJitter,
 		MaxRSS:            int64(cfg.MaxRSS),
-		Timeout:           cfg.Timeout,
-		SlowTimeout:       cfg.SlowlogTimeout,
-		SoftTimeout:       cfg.SoftTimeout,
-		CancelGrace:       cfg.CancelGrace,
-		Preload:           cfg.Preload,
-		Debug:             cfg.Debug,
+		Timeout:           time.Duration(cfg.Timeout),
+		SlowTimeout:       time.Duration(cfg.SlowlogTimeout),
+		SoftTimeout:       time.Duration(cfg.SoftTimeout),
+		CancelGrace:       time.Duration(cfg.CancelGrace),
+		Preload:           bool(cfg.Preload),
+		Debug:             bool(cfg.Debug),
 		Threads:           cfg.Threads,
 		QueueSize:         cfg.QueueSize,
-		QueueTimeout:      cfg.QueueTimeout,
+		QueueTimeout:      time.Duration(cfg.QueueTimeout),
 		NoSendAhead:       cfg.SendAhead == 0,
 		SendAheadDepth:    int(cfg.SendAhead),
 		NormalSched:       batch,
 		WorkerNice:        workerNice,
-		StartTimeout:      cfg.StartTimeout,
+		StartTimeout:      time.Duration(cfg.StartTimeout),
 		TrackRequests:     cfg.StatusPath != "",
 		Logger:            log.Named("pyrunner"),
 	})
@@ -157,6 +179,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	ln := lns[0].Listener
+	st := startState{euid: os.Geteuid(), specAddrs: os.Getenv("FCGI_WEB_SERVER_ADDRS")}
+	for _, l := range lns {
+		st.listeners = append(st.listeners, l.Addr())
+	}
+	for _, w := range startWarnings(cfg, st) {
+		log.Warn(w)
+	}
 	trusted, _ := gateway.ParseTrustedProxies(cfg.ForwardedAllowIPs) // checked by validate
 	accessLog, closeAccessLog, err := openAccessLog(cfg, stdout)
 	if err != nil {
@@ -181,7 +210,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		AccessLog:      accessLog,
 		Logger:         log.Named("gateway"),
 	})
-	stall := cfg.StallTimeout
+	stall := time.Duration(cfg.StallTimeout)
 	if stall == 0 {
 		stall = -1 // 0 means never here; fcgi.Server takes a negative
 	}
@@ -189,7 +218,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Handler:       gw,
 		MaxConns:      cfg.MaxConns,
 		MaxReqs:       cfg.MaxConcurrent,
-		NoMultiplex:   cfg.NoMultiplex,
+		NoMultiplex:   bool(cfg.NoMultiplex),
 		MaxParamsSize: int(cfg.MaxParams),
 		StallTimeout:  stall,
 		MaxSpool:      int64(cfg.MaxSpool),
@@ -223,12 +252,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			ln.Addr(), dev.URL(), nginxAddr(ln.Addr().Network(), ln.Addr().String()))
 	}
 
-	reloads := startReloadWatcher(ctx, cfg.Reload, watchRoots(cfg.Chdir, pythonPath), log.Named("reload"))
+	reloads := startReloadWatcher(ctx, bool(cfg.Reload), watchRoots(cfg.Chdir, pythonPath), log.Named("reload"))
 	if code, done := waitSignals(ctx, served, reloads, srv, pool, log); done {
 		return code
 	}
-	log.Info("shutting down: finishing running requests", "drain_timeout", cfg.DrainTimeout)
-	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	log.Info("shutting down: finishing running requests", "drain_timeout", formatDuration(time.Duration(cfg.DrainTimeout)))
+	dctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.DrainTimeout))
 	defer cancel()
 	status := exitOK
 	if dev != nil {
