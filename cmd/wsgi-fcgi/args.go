@@ -10,6 +10,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -77,7 +78,7 @@ func parseArgs(args []string, set []setting, cmd string, given func(name string)
 func unknownFlag(arg, name string, names []string, cmd string) error {
 	msg := fmt.Sprintf("unknown flag %s", arg)
 	near := otherServerFlag(name)
-	if near == "" {
+	if !slices.Contains(names, near) {
 		near = closest("--"+name, names)
 	}
 	if near != "" {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -71,32 +70,30 @@ func configEnvNames() map[string]bool {
 	typ := reflect.TypeFor[Config]()
 	for i := range typ.NumField() {
 		if tag := typ.Field(i).Tag.Get("envconfig"); tag != "" {
-			names[envPrefix+"_"+tag] = true
+			names[tag] = true
 		}
 	}
 	return names
 }
 
-// TestConfigurationDoc: docs/configuration.md has one row for every flag bindFlags defines,
+// TestConfigurationDoc: docs/configuration.md has one row for every flag settings defines,
 // none for a flag that does not exist, and names each flag's environment variable as
 // envconfig reads it.
 func TestConfigurationDoc(t *testing.T) {
 	rows := readConfigDoc(t)
-	fs := flag.NewFlagSet("wsgi-fcgi", flag.ContinueOnError)
-	bindFlags(fs, &Config{})
 	defined := map[string]bool{}
-	fs.VisitAll(func(f *flag.Flag) { defined[f.Name] = true })
+	for _, s := range settings(&Config{}) {
+		defined[s.name] = true
+		if _, ok := rows[s.name]; !ok {
+			t.Errorf("--%s is defined in settings but has no row in %s", s.name, configDoc)
+		}
+	}
 	envs := configEnvNames()
 
-	fs.VisitAll(func(f *flag.Flag) {
-		if _, ok := rows[f.Name]; !ok {
-			t.Errorf("--%s is defined in bindFlags but has no row in %s", f.Name, configDoc)
-		}
-	})
 	documentedEnv := map[string]bool{}
 	for name, row := range rows {
 		if !defined[name] {
-			t.Errorf("%s:%d: --%s is documented but bindFlags defines no such flag", configDoc, row.line, name)
+			t.Errorf("%s:%d: --%s is documented but settings defines no such flag", configDoc, row.line, name)
 			continue
 		}
 		want := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))

@@ -4,7 +4,6 @@ package main
 
 import (
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -38,7 +37,7 @@ func TestListenFlagRepeats(t *testing.T) {
 		{"repeated", []string{"--listen", "127.0.0.1:1", "--listen", "[::1]:2"}, "127.0.0.1:1,[::1]:2", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := loadConfig(tc.args, io.Discard)
+			c, err := loadConfig(tc.args)
 			if err != nil {
 				t.Fatal(err)
 			}

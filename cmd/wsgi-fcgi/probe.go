@@ -9,7 +9,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -22,36 +21,46 @@ import (
 	"github.com/yookoala/gofast"
 )
 
-// probeUsage is printed for -h and usage errors.
-const probeUsage = `Usage: wsgi-fcgi probe [--timeout 5s] [--host HOST] ADDR [PATH]
+// probeUsage is what wsgi-fcgi probe --help prints.
+const probeUsage = `Usage: wsgi-fcgi probe [--timeout DURATION] [--host HOST] ADDR [PATH]
 
 Sends one GET request over FastCGI to the gateway listening on ADDR (host:port,
 [::1]:port, /path/to.sock or unix:PATH) and exits 0 when the app answers 2xx,
 1 when it does not or cannot be reached, 2 on a usage error. PATH defaults to /.
+For Docker's HEALTHCHECK and Kubernetes' exec probes.
+
+Flags:
 `
 
 // runProbe is the probe subcommand; it returns the exit status.
 func runProbe(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("wsgi-fcgi probe", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
-	host := fs.String("host", "localhost", "Host header (and SERVER_NAME) of the request")
-	fs.Usage = func() { fmt.Fprint(stderr, probeUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
+	timeout, host := Duration(5*time.Second), "localhost"
+	set := []setting{
+		{name: "timeout", value: &timeout, arg: argDuration, noEnv: true, usage: "give up after this long"},
+		{name: "host", value: &host, arg: "HOST", example: "www.example.com", noEnv: true, usage: "the Host header (and SERVER_NAME) of the request"},
+	}
+	rest, err := parseArgs(args, set, "wsgi-fcgi probe", nil)
+	switch {
+	case errors.Is(err, errHelp):
+		io.WriteString(stdout, probeUsage)
+		for _, s := range set {
+			var b strings.Builder
+			writeSettingHelp(&b, s)
+			io.WriteString(stdout, b.String())
 		}
+		return exitOK
+	case err != nil:
+		fmt.Fprintf(stderr, "wsgi-fcgi probe: %v\n", err)
+		return exitConfig
+	case len(rest) < 1 || len(rest) > 2:
+		fmt.Fprintln(stderr, "wsgi-fcgi probe: Usage: wsgi-fcgi probe [--timeout DURATION] [--host HOST] ADDR [PATH]; e.g. wsgi-fcgi probe 127.0.0.1:9000 /fcgi-ping")
 		return exitConfig
 	}
-	if fs.NArg() < 1 || fs.NArg() > 2 {
-		fs.Usage()
-		return exitConfig
+	addr, target := rest[0], "/"
+	if len(rest) == 2 {
+		target = rest[1]
 	}
-	addr, target := fs.Arg(0), "/"
-	if fs.NArg() == 2 {
-		target = fs.Arg(1)
-	}
-	status, reason, err := probe(addr, target, *host, *timeout)
+	status, reason, err := probe(addr, target, host, time.Duration(timeout))
 	switch {
 	case err != nil:
 		fmt.Fprintf(stderr, "probe %s %s: %v\n", addr, target, err)
