@@ -15,14 +15,14 @@ import (
 )
 
 // parseArgs sets the settings that args name and returns the arguments after the flags.
-// given is called with the name of each setting set. cmd names the command in the errors
+// given is called with the name of each setting set and its value as written. cmd names the command in the errors
 // ("wsgi-fcgi", "wsgi-fcgi probe"). It returns errHelp for -h or --help.
-func parseArgs(args []string, set []setting, cmd string, given func(name string)) ([]string, error) {
+func parseArgs(args []string, set []setting, cmd string, given func(name, value string)) ([]string, error) {
 	byName := map[string]setting{}
 	var names []string
 	for _, s := range set {
 		byName[s.name] = s
-		names = append(names, "--"+s.name)
+		names = append(names, s.name)
 	}
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
@@ -67,7 +67,7 @@ func parseArgs(args []string, set []setting, cmd string, given func(name string)
 			return nil, s.invalid(value, fromFlag, "", "")
 		}
 		if given != nil {
-			given(s.name)
+			given(s.name, value)
 		}
 	}
 	return nil, nil
@@ -79,10 +79,10 @@ func unknownFlag(arg, name string, names []string, cmd string) error {
 	msg := fmt.Sprintf("unknown flag %s", arg)
 	near := otherServerFlag(name)
 	if !slices.Contains(names, near) {
-		near = closest("--"+name, names)
+		near = closest(name, names)
 	}
 	if near != "" {
-		msg += ": did you mean " + near + "?"
+		msg += ": did you mean --" + near + "?"
 	}
 	return errors.New(msg + " (" + cmd + " --help lists the flags)")
 }
@@ -93,31 +93,31 @@ func isBoolWord(s string) bool {
 	return ok
 }
 
-// otherServerFlag is the flag for what gunicorn, uWSGI or php-fpm call name, or "".
+// otherServerFlag is the setting for what gunicorn, uWSGI or php-fpm call name, or "".
 func otherServerFlag(name string) string {
 	switch name {
 	case "b", "bind", "socket", "s", "http-socket", "listen-address":
-		return "--listen"
+		return "listen"
 	case "w", "processes", "pm.max_children", "max-children":
-		return "--workers"
+		return "workers"
 	case "graceful-timeout":
-		return "--drain-timeout"
+		return "drain-timeout"
 	case "harakiri":
-		return "--timeout"
+		return "timeout"
 	case "access-logfile", "logto":
-		return "--access-log"
+		return "access-log"
 	case "loglevel", "log_level":
-		return "--log-level"
+		return "log-level"
 	case "module", "wsgi", "wsgi-file", "callable":
-		return "--app"
+		return "app"
 	case "virtualenv", "venv", "home", "H":
-		return "--python"
+		return "python"
 	case "max-requests-delta":
-		return "--max-requests-jitter"
+		return "max-requests-jitter"
 	case "limit-post", "limit-request-body", "client-max-body-size":
-		return "--max-body"
+		return "max-body"
 	case "listen-backlog", "backlog":
-		return "--queue-size"
+		return "queue-size"
 	}
 	return ""
 }

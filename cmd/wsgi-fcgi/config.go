@@ -85,6 +85,7 @@ type Config struct {
 	showVersion Bool
 	listenSet   bool              // --listen was given: served besides inherited sockets
 	given       map[string]origin // the settings set by a flag or a variable, by name
+	raw         map[string]string // the value each of those was given, as written
 }
 
 // origin is where a setting's value came from.
@@ -107,7 +108,7 @@ var errHelp = errors.New("help requested")
 // loadConfig reads the WSGI_FCGI_* environment variables, then the flags in args. On
 // errHelp the Config holds the environment's values, for the help to show.
 func loadConfig(args []string) (*Config, error) {
-	c := &Config{given: map[string]origin{}}
+	c := &Config{given: map[string]origin{}, raw: map[string]string{}}
 	set := settings(c)
 	if err := checkEnvNames(os.Environ(), set); err != nil {
 		return nil, err
@@ -116,11 +117,13 @@ func loadConfig(args []string) (*Config, error) {
 		return nil, envError(err, set)
 	}
 	for _, s := range set {
-		if _, ok := os.LookupEnv(envName(s.name)); ok && !s.noEnv {
-			c.given[s.name] = fromEnv
+		if v, ok := os.LookupEnv(envName(s.name)); ok && !s.noEnv {
+			c.given[s.name], c.raw[s.name] = fromEnv, v
 		}
 	}
-	rest, err := parseArgs(args, set, "wsgi-fcgi", func(name string) { c.given[name] = fromFlag })
+	rest, err := parseArgs(args, set, "wsgi-fcgi", func(name, value string) {
+		c.given[name], c.raw[name] = fromFlag, value
+	})
 	if err != nil {
 		return c, err
 	}
@@ -133,11 +136,11 @@ func loadConfig(args []string) (*Config, error) {
 // checkEnvNames refuses a WSGI_FCGI_* variable in environ that names no setting.
 func checkEnvNames(environ []string, set []setting) error {
 	known := map[string]bool{}
-	var names []string
+	var names []string // without the prefix
 	for _, s := range set {
 		if !s.noEnv {
 			known[envName(s.name)] = true
-			names = append(names, envName(s.name))
+			names = append(names, strings.TrimPrefix(envName(s.name), envPrefix+"_"))
 		}
 	}
 	for _, kv := range environ {
@@ -146,8 +149,8 @@ func checkEnvNames(environ []string, set []setting) error {
 			continue
 		}
 		msg := fmt.Sprintf("%s=%q: no such setting", k, v)
-		if near := closest(k, names); near != "" {
-			msg += "; did you mean " + near + "?"
+		if near := closest(strings.TrimPrefix(k, envPrefix+"_"), names); near != "" {
+			msg += "; did you mean " + envPrefix + "_" + near + "?"
 		}
 		return errors.New(msg + " (wsgi-fcgi --help lists the settings; every --name is " + envPrefix + "_NAME)")
 	}
@@ -214,11 +217,16 @@ func (s setting) invalid(value string, from origin, want, example string) error 
 	return &valueError{name: s.name, noEnv: s.noEnv, from: from, value: value, want: want, example: example, isBool: isBool}
 }
 
-// invalid is the error for the current value of the setting --name, which validate refused.
+// invalid is the error for the value of the setting --name, which validate refused: the
+// value as it was written, or its current one.
 func (c *Config) invalid(name, want string) error {
 	for _, s := range settings(c) {
 		if s.name == name {
-			return s.invalid(asValue(s.value).String(), c.given[name], want, "")
+			value, ok := c.raw[name]
+			if !ok {
+				value = asValue(s.value).String()
+			}
+			return s.invalid(value, c.given[name], want, "")
 		}
 	}
 	panic("no setting --" + name)

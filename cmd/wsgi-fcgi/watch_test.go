@@ -13,11 +13,16 @@ import (
 
 func TestWatchPython(t *testing.T) {
 	root := t.TempDir()
+	// write replaces a file at once (a rename): the watcher's look that runs on while the
+	// next case changes files sees the file as it was or as it is, never half written.
 	write := func(rel, content string) {
 		t.Helper()
 		p := filepath.Join(root, rel)
 		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		if err := os.WriteFile(p+".tmp", []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(p+".tmp", p); err != nil {
 			t.Fatal(err)
 		}
 	}
