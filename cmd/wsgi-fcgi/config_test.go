@@ -95,6 +95,7 @@ func runConfigCases(t *testing.T, cases []configCase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			clearSettingsEnv(t)
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}

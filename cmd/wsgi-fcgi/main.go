@@ -59,16 +59,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if len(args) > 1 && args[1] == "probe" {
 				return runProbe([]string{"--help"}, stdout, stderr)
 			}
-			writeHelp(stdout, settings(&Config{}))
-			return exitOK
+			args = []string{"--help"}
 		}
 	}
 	cfg, err := loadConfig(args)
 	switch {
 	case errors.Is(err, errHelp):
-		if cfg == nil {
-			cfg = &Config{}
-		}
 		writeHelp(stdout, settings(cfg))
 		return exitOK
 	case err != nil:
