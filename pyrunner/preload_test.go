@@ -20,7 +20,7 @@ import (
 )
 
 // realPython returns the interpreter for tests of the real runner, or skips (fails when
-// WSGI_FCGI_REQUIRE_INTEGRATION=1).
+// REQUIRE_INTEGRATION=1).
 func realPython(t *testing.T) string {
 	t.Helper()
 	python := os.Getenv("RUNNER_PYTHON")
@@ -28,7 +28,7 @@ func realPython(t *testing.T) string {
 		python = "/usr/bin/python3"
 	}
 	if _, err := exec.LookPath(python); err != nil {
-		if os.Getenv("WSGI_FCGI_REQUIRE_INTEGRATION") == "1" {
+		if os.Getenv("REQUIRE_INTEGRATION") == "1" {
 			t.Fatalf("%s not found", python)
 		}
 		t.Skipf("%s not found", python)

@@ -66,44 +66,51 @@ func TestStartupErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sock := filepath.Join(shortTempDir(t), "gw.sock")
-			args := startupArgs(sock, tc.args, tc.env)
-			ctx, cancel := context.WithTimeout(context.Background(), startupErrorBy)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, gatewayBin, args...)
-			cmd.Env = gatewayEnv(tc.env)
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			cmd.WaitDelay = time.Second
-			start := time.Now()
-			err := cmd.Run()
-			took := time.Since(start)
-
-			var exit *exec.ExitError
-			switch {
-			case ctx.Err() != nil:
-				t.Fatalf("still running after %v (killed); stderr:\n%s", startupErrorBy, &stderr)
-			case !errors.As(err, &exit):
-				t.Fatalf("run %v: %v", args, err)
-			case exit.ExitCode() != 2:
-				t.Errorf("exit status %d, want 2; stderr:\n%s", exit.ExitCode(), &stderr)
-			}
-			t.Logf("exited %v after %v", err, took.Round(time.Millisecond))
-
-			lines := nonEmptyLines(stderr.String())
-			if len(lines) != 1 {
-				t.Errorf("stderr has %d lines, want 1; stderr:\n%s", len(lines), &stderr)
-			}
-			if !containsAll(stderr.String(), tc.want) {
-				t.Errorf("stderr does not name all of %q; stderr:\n%s", tc.want, &stderr)
-			}
-			if _, err := os.Stat(sock); err == nil {
-				t.Errorf("socket %s was created", sock)
-			}
-			if c, err := net.Dial("unix", sock); err == nil {
-				c.Close()
-				t.Errorf("something listens on %s", sock)
-			}
+			checkStartupError(t, sock, startupArgs(sock, tc.args, tc.env), tc.env, tc.want)
 		})
+	}
+}
+
+// checkStartupError runs the gateway with args and env (beside the test's own environment
+// without its WSGI_FCGI_* variables) and checks that it ends soon with exit status 2 and one
+// line on standard error naming all of want, and that nothing listens on sock.
+func checkStartupError(t *testing.T, sock string, args, env, want []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startupErrorBy)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gatewayBin, args...)
+	cmd.Env = gatewayEnv(env)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = time.Second
+	start := time.Now()
+	err := cmd.Run()
+	took := time.Since(start)
+
+	var exit *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("still running after %v (killed); stderr:\n%s", startupErrorBy, &stderr)
+	case !errors.As(err, &exit):
+		t.Fatalf("run %v: %v", args, err)
+	case exit.ExitCode() != 2:
+		t.Errorf("exit status %d, want 2; stderr:\n%s", exit.ExitCode(), &stderr)
+	}
+	t.Logf("exited %v after %v", err, took.Round(time.Millisecond))
+
+	lines := nonEmptyLines(stderr.String())
+	if len(lines) != 1 {
+		t.Errorf("stderr has %d lines, want 1; stderr:\n%s", len(lines), &stderr)
+	}
+	if !containsAll(stderr.String(), want) {
+		t.Errorf("stderr does not name all of %q; stderr:\n%s", want, &stderr)
+	}
+	if _, err := os.Stat(sock); err == nil {
+		t.Errorf("socket %s was created", sock)
+	}
+	if c, err := net.Dial("unix", sock); err == nil {
+		c.Close()
+		t.Errorf("something listens on %s", sock)
 	}
 }
 
@@ -184,5 +191,77 @@ func TestJSONLogs(t *testing.T) {
 	}
 	if !slices.ContainsFunc(messages, func(m string) bool { return strings.Contains(m, "listening") }) {
 		t.Errorf("no log line says \"listening\"; messages: %q", messages)
+	}
+}
+
+// TestCLIErrors: a bad value, flag or variable ends the gateway with exit status 2 and one
+// line naming the setting, its variable, the value, what is accepted and an example, before
+// the app is imported: the app here (brokenapp) fails its import, and is never reached.
+func TestCLIErrors(t *testing.T) {
+	if _, err := os.Stat(systemPython); err != nil {
+		missingTool(t, "%s: %v", systemPython, err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string
+		want []string
+	}{
+		{"duration", []string{"--timeout", "30x"}, nil,
+			[]string{`--timeout "30x" (WSGI_FCGI_TIMEOUT): want seconds (30, 1.5)`, "e.g. --timeout 30"}},
+		{"duration variable", nil, []string{"WSGI_FCGI_TIMEOUT=30x"},
+			[]string{`WSGI_FCGI_TIMEOUT="30x" (--timeout): want seconds (30, 1.5)`, "e.g. WSGI_FCGI_TIMEOUT=30"}},
+		{"size", []string{"--max-body", "10 zettabytes"}, nil, []string{`--max-body "10 zettabytes" (WSGI_FCGI_MAX_BODY)`, "base 1024"}},
+		{"switch variable", nil, []string{"WSGI_FCGI_PRELOAD=maybe"}, []string{`WSGI_FCGI_PRELOAD="maybe" (--preload)`, "yes, no, on or off"}},
+		{"unknown flag", []string{"--wrokers", "2"}, nil, []string{"unknown flag --wrokers: did you mean --workers?", "--help"}},
+		{"unknown variable", nil, []string{"WSGI_FCGI_WORKRES=4"}, []string{`WSGI_FCGI_WORKRES="4": no such setting; did you mean WSGI_FCGI_WORKERS?`}},
+		{"listen address in use", []string{"--listen", busy.Addr().String()}, nil, []string{"--listen", busy.Addr().String(), "address already in use"}},
+		{"listen directory missing", []string{"--listen", "/nonexistent/dir/gw.sock"}, nil, []string{"--listen", "/nonexistent/dir does not exist"}},
+		{"socket owner", []string{"--socket-owner", "no-such-user-here"}, nil, []string{`--socket-owner "no-such-user-here" (WSGI_FCGI_SOCKET_OWNER)`}},
+		{"socket group", []string{"--socket-group", "no-such-group-here"}, nil, []string{`--socket-group "no-such-group-here"`}},
+		{"socket mode", []string{"--socket-mode", "rw-rw----"}, nil, []string{`--socket-mode "rw-rw----"`, "octal"}},
+		{"access log directory", []string{"--access-log", "/nonexistent/dir/access.log"}, nil, []string{"--access-log", "/nonexistent/dir does not exist"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sock := filepath.Join(shortTempDir(t), "gw.sock")
+			args := []string{"--app", "brokenapp:app", "--chdir", filepath.Join(repoRoot(), "tests", "apps"),
+				"--python", systemPython, "--workers", "1"}
+			if !slices.Contains(tc.args, "--listen") {
+				args = append(args, "--listen", "unix:"+sock)
+			}
+			args = append(args, tc.args...)
+			checkStartupError(t, sock, args, tc.env, tc.want)
+		})
+	}
+}
+
+// TestCLIValues: what a gunicorn, uWSGI or php-fpm user writes works, as flags and as
+// variables (bare seconds, sizes in any case, yes and on); settings that do nothing in the
+// chosen mode and risky ones are warned about once, when the gateway starts.
+func TestCLIValues(t *testing.T) {
+	g := startGateway(t, gatewayConfig{workers: 1,
+		args: []string{"--timeout", "30", "--queue-timeout", "1.5", "--max-body", "10mb", "--debug=on", "--pm-idle-timeout", "5"},
+		env:  []string{"WSGI_FCGI_SOFT_TIMEOUT=20", "WSGI_FCGI_MAX_PARAMS=64k", "WSGI_FCGI_NO_MULTIPLEX=no", "WSGI_FCGI_PM_START=2"}})
+	if got := g.mustFcgiGet(t, "/pid", ""); got == "" {
+		t.Fatal("no answer")
+	}
+	g.waitLog(t, "listening", startTimeout)
+	log := g.stderr.String()
+	for _, w := range []string{
+		"--pm-idle-timeout does nothing under --pm static",
+		"--pm-start does nothing under --pm static",
+		"--debug: an app's traceback goes to the client",
+	} {
+		if n := strings.Count(log, w); n != 1 {
+			t.Errorf("the warning %q is logged %d times, want once; log:\n%s", w, n, log)
+		}
+	}
+	if i, j := strings.Index(log, "does nothing"), strings.Index(log, "listening"); i < 0 || j < i {
+		t.Errorf("the warnings do not come before \"listening\"; log:\n%s", log)
 	}
 }

@@ -25,7 +25,7 @@ func knownSettings(t *testing.T) map[string]bool {
 	t.Helper()
 	out, _ := exec.Command(gatewayBin, "--help").CombinedOutput()
 	known := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^  -([a-z-]+)`).FindAllStringSubmatch(string(out), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^  --([a-z-]+)`).FindAllStringSubmatch(string(out), -1) {
 		known[strings.ToUpper(strings.ReplaceAll(m[1], "-", "_"))] = true
 	}
 	if !known["LISTEN"] || !known["APP"] {

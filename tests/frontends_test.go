@@ -3,7 +3,7 @@
 // Captures the CGI params real front ends send and keeps them as golden fixtures in
 // gateway/testdata/frontends/, each paired with the SCRIPT_NAME and PATH_INFO the app must see
 // (gateway/fixtures_test.go checks the gateway's rule against every fixture, without servers).
-// A capture that no longer matches its fixture fails; WSGI_FCGI_UPDATE_GOLDEN=1 rewrites them.
+// A capture that no longer matches its fixture fails; UPDATE_GOLDEN=1 rewrites them.
 
 package tests
 
@@ -174,7 +174,7 @@ func checkGolden(t *testing.T, path string, got fixture) {
 		t.Fatal(err)
 	}
 	b = append(b, '\n')
-	if os.Getenv("WSGI_FCGI_UPDATE_GOLDEN") == "1" {
+	if os.Getenv("UPDATE_GOLDEN") == "1" {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -182,10 +182,10 @@ func checkGolden(t *testing.T, path string, got fixture) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run with WSGI_FCGI_UPDATE_GOLDEN=1 to capture it)", err)
+		t.Fatalf("%v (run with UPDATE_GOLDEN=1 to capture it)", err)
 	}
 	if string(want) != string(b) {
-		t.Errorf("%s: the front end now sends something else (WSGI_FCGI_UPDATE_GOLDEN=1 rewrites it)\ngot:\n%s\nwant:\n%s", filepath.Base(path), b, want)
+		t.Errorf("%s: the front end now sends something else (UPDATE_GOLDEN=1 rewrites it)\ngot:\n%s\nwant:\n%s", filepath.Base(path), b, want)
 	}
 }
 

@@ -39,7 +39,7 @@ const (
 
 // integrationRequired reports whether a missing tool fails the test rather than skipping it.
 func integrationRequired() bool {
-	for _, name := range []string{"CI", "WSGI_FCGI_REQUIRE_INTEGRATION"} {
+	for _, name := range []string{"CI", "REQUIRE_INTEGRATION"} {
 		switch os.Getenv(name) {
 		case "1", "true", "yes":
 			return true
@@ -53,7 +53,7 @@ func missingTool(t *testing.T, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if integrationRequired() {
-		t.Fatalf("%s (required: CI or WSGI_FCGI_REQUIRE_INTEGRATION is set; tests/run.sh installs it)", msg)
+		t.Fatalf("%s (required: CI or REQUIRE_INTEGRATION is set; tests/run.sh installs it)", msg)
 	}
 	t.Skipf("%s; skipping (tests/run.sh installs it)", msg)
 }

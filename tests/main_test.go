@@ -8,7 +8,7 @@
 //	go test -tags integration -count=1 -v ./tests/...
 //
 // A test skips when a tool it needs (nginx, /usr/bin/python3 with Flask, curl) is absent,
-// unless CI=1 or WSGI_FCGI_REQUIRE_INTEGRATION=1 is set: then a missing tool is a failure.
+// unless CI=1 or REQUIRE_INTEGRATION=1 is set: then a missing tool is a failure.
 // Every process a test starts is stopped by that test's cleanup, by pid.
 package tests
 

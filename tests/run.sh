@@ -59,7 +59,7 @@ nginx -v
 curl --version | sed -n 1p
 
 # Integration tests must not skip here: a missing tool is a failure.
-export WSGI_FCGI_REQUIRE_INTEGRATION=1
+export REQUIRE_INTEGRATION=1
 
 # ---- Go ----
 section "gofmt"

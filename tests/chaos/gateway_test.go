@@ -31,10 +31,10 @@ func needPython(t *testing.T) {
 	}
 }
 
-// missing skips the test, or fails it when CI or WSGI_FCGI_REQUIRE_INTEGRATION is set.
+// missing skips the test, or fails it when CI or REQUIRE_INTEGRATION is set.
 func missing(t *testing.T, format string, args ...any) {
 	t.Helper()
-	for _, name := range []string{"CI", "WSGI_FCGI_REQUIRE_INTEGRATION"} {
+	for _, name := range []string{"CI", "REQUIRE_INTEGRATION"} {
 		switch os.Getenv(name) {
 		case "1", "true", "yes":
 			t.Fatalf(format+" (required: %s is set)", append(args, name)...)
