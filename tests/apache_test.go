@@ -219,13 +219,14 @@ func TestApacheProxyFcgi(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			listen := tc.listen(t)
+			// --drain-timeout: the /slow response below never ends by itself.
+			args := []string{"--drain-timeout", "2s"}
 			if strings.HasPrefix(listen, "unix:") {
 				// Apache's children (www-data when root) must reach the socket.
 				os.Chmod(filepath.Dir(strings.TrimPrefix(listen, "unix:")), 0o755)
+				args = append(args, "--socket-group", "www-data", "--socket-mode", "0660")
 			}
-			// --drain-timeout: the /slow response below never ends by itself.
-			g := startGateway(t, gatewayConfig{app: "frontapp:application", workers: 2, listen: listen,
-				args: []string{"--socket-group", "www-data", "--socket-mode", "0660", "--drain-timeout", "2s"}})
+			g := startGateway(t, gatewayConfig{app: "frontapp:application", workers: 2, listen: listen, args: args})
 			baseline := fdCount(g.pid())
 			a := startApache(t, []string{"proxy", "proxy_fcgi"}, func(port int) string {
 				return deployFile(t, "apache/wsgi-fcgi.conf",
