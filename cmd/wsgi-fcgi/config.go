@@ -265,9 +265,6 @@ func (c *Config) validate() error {
 	if c.StatusPath != "" && c.StatusPath == c.PingPath {
 		return c.invalid("status-path", "a path other than --ping-path's")
 	}
-	if c.Mount != "" && !strings.HasPrefix(c.Mount, "/") {
-		return c.invalid("mount", "a URL path that starts with /")
-	}
 	if _, err := gateway.ParseTrustedProxies(c.ForwardedAllowIPs); err != nil {
 		return c.invalid("forwarded-allow-ips", "comma-separated IP addresses and CIDR prefixes, or *")
 	}

@@ -57,7 +57,7 @@ func settingRows(t *testing.T) []settingRow {
 		{name: "chdir", good: map[string]string{dir: dir}, bad: []string{"/nonexistent/dir", python}},
 		{name: "pythonpath", good: map[string]string{"/srv/a:/srv/b": "/srv/a:/srv/b"}, anyValue: "a missing directory is a warning, as Python skips it"},
 		{name: "python", good: map[string]string{python: python}, bad: []string{"/nonexistent/python3", notExec, "no-such-python-anywhere"}},
-		{name: "mount", good: map[string]string{"/app": "/app", "": ""}, bad: []string{"app"}},
+		{name: "mount", good: map[string]string{"/app": "/app", "": "", "app/": "app/"}, anyValue: "a missing leading / is added and a trailing one dropped (gateway.NormalizeMount)"},
 		{name: "forwarded-allow-ips", good: map[string]string{"10.0.0.0/8,::1": "10.0.0.0/8,::1", "*": "*"}, bad: []string{"10.0.0.0/99", "proxy"}},
 		{name: "listen", good: map[string]string{"127.0.0.1:0": "127.0.0.1:0", "unix:" + sock: "unix:" + sock, sock: sock, "[::1]:0": "[::1]:0"},
 			bad: []string{"9000", "127.0.0.1:99999", "127.0.0.1", "/nonexistent/dir/gw.sock", "unix:" + python + "/gw.sock", python, ""}},
