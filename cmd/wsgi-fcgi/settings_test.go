@@ -218,6 +218,24 @@ func TestEverySetting(t *testing.T) {
 	}
 }
 
+// TestSettingExamples: the example each error gives is a value the setting's kind accepts.
+func TestSettingExamples(t *testing.T) {
+	for _, s := range settings(&Config{}) {
+		example := s.example
+		if example == "" {
+			_, example = asValue(s.value).accepts()
+		}
+		fresh := settings(&Config{given: map[string]origin{}})
+		for _, f := range fresh {
+			if f.name == s.name {
+				if err := asValue(f.value).Set(example); err != nil {
+					t.Errorf("--%s: its example %q is refused", s.name, example)
+				}
+			}
+		}
+	}
+}
+
 // checkValueError checks that err refuses value of the setting --name in one line naming the
 // flag, its variable, the value, what is accepted and an example.
 func checkValueError(t *testing.T, err error, name, value string, fromEnvVar, noEnv bool) {
