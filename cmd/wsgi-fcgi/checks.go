@@ -27,7 +27,7 @@ func checkBeforeStart(c *Config, env listenEnv) error {
 	if c.listenSet || c.given["listen"] != fromDefault || !inheritsSocket(env) {
 		for _, addr := range splitList(c.Listen) {
 			if reason := checkListenAddr(addr, true); reason != "" {
-				return c.invalid("listen", reason)
+				return c.invalidValue("listen", addr, reason)
 			}
 		}
 	}

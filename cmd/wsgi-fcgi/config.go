@@ -220,14 +220,23 @@ func (s setting) invalid(value string, from origin, want, example string) error 
 // invalid is the error for the value of the setting --name, which validate refused: the
 // value as it was written, or its current one.
 func (c *Config) invalid(name, want string) error {
+	return c.invalidValue(name, "", want)
+}
+
+// invalidValue is the error for value, part of the value of the setting --name (one of the
+// addresses of --listen), which validate refused; "" is the whole value.
+func (c *Config) invalidValue(name, value, want string) error {
 	for _, s := range settings(c) {
-		if s.name == name {
-			value, ok := c.raw[name]
-			if !ok {
+		if s.name != name {
+			continue
+		}
+		if value == "" {
+			var ok bool
+			if value, ok = c.raw[name]; !ok {
 				value = asValue(s.value).String()
 			}
-			return s.invalid(value, c.given[name], want, "")
 		}
+		return s.invalid(value, c.given[name], want, "")
 	}
 	panic("no setting --" + name)
 }

@@ -3,7 +3,8 @@
 // settings.go: the list of settings. Each entry is a flag --name and the environment
 // variable WSGI_FCGI_NAME (a field of Config with that envconfig tag), with its heading in
 // --help, its placeholder and what it does. A new setting is a Config field and one entry
-// here; docs/configuration.md documents it (docs_test.go checks).
+// here; docs/configuration.md documents it (docs_test.go checks), and settings_test.go's
+// settingRows gives values it takes and refuses (TestEverySetting checks).
 
 package main
 

@@ -390,7 +390,7 @@ func TestCheckBeforeStart(t *testing.T) {
 		want string // "" for no error
 	}{
 		{"tcp address in use", []string{"--listen", busy.Addr().String()}, "address already in use"},
-		{"second address in use", []string{"--listen", "127.0.0.1:0", "--listen", busy.Addr().String()}, "address already in use"},
+		{"first of two in use", []string{"--listen", busy.Addr().String(), "--listen", "127.0.0.1:0"}, `--listen "` + busy.Addr().String() + `" (WSGI_FCGI_LISTEN): want an address the gateway can listen on (address already in use)`},
 		{"unix socket served", []string{"--listen", served}, "another process listens on " + served},
 		{"stale unix socket", []string{"--listen", stale}, ""},
 		{"http address in use", []string{"--http", busy.Addr().String()}, "--http"},
