@@ -301,6 +301,16 @@ def _throw(lane, key, cls):
         set_async_exc(ctypes.c_ulong(ident), None)  # it left the app meanwhile: take it back
 
 
+def _write_joined(fd, parts):
+    """os.writev where the interpreter has none (PyPy): one write() of the joined buffers."""
+    return os.write(fd, b"".join(parts))
+
+
+# One system call per frame either way; PyPy's os lacks writev, so its frames over SMALL_FRAME
+# cost one copy of the chunk.
+writev = getattr(os, "writev", _write_joined)
+
+
 class Pipes:
     """The runner's end of a channel: the pipe it reads requests from and the pipe it writes
     frames to (PROTOCOL.md, "The channel"). Both are blocking."""
@@ -317,7 +327,7 @@ class Pipes:
         return os.write(self.wfd, data)
 
     def writev(self, parts):
-        return os.writev(self.wfd, parts)
+        return writev(self.wfd, parts)
 
     def close(self):
         for fd in (self.rfd, self.wfd):

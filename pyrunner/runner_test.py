@@ -157,7 +157,8 @@ class PipeEnd:
 
     def recv_into(self, buf):
         self._wait()
-        return os.readv(self.rfd, [buf])
+        # FileIO.readinto: a read(2) into buf on every interpreter (PyPy's os has no readv).
+        return io.FileIO(self.rfd, "rb", closefd=False).readinto(buf)
 
     def sendall(self, data):
         view = memoryview(data)
@@ -504,7 +505,10 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(env["cgi"]["HTTP_X_A"], "b")
         self.assertEqual(env["cgi"]["PATH_INFO"], "/environ")
         self.assertTrue(env["all_str"])
-        self.assertTrue(env["key_is_literal"])
+        if _python_impl() == "cpython":
+            # marshal's interned keys are the app's literals; PyPy does not intern them, and its
+            # `is` on two equal str objects is no promise either way.
+            self.assertTrue(env["key_is_literal"])
         self.assertEqual(env["version"], [1, 0])
         self.assertEqual(env["url_scheme"], "http")
         self.assertEqual(
@@ -1168,7 +1172,7 @@ reply = struct.pack("<IBBHI", 4, 18, 2, 0, 0)
 os.write(w, struct.pack("<IBBH", 0, 16, 0, 0))
 buf = bytearray(1 << 18)
 while readinto(buf):
-    os.writev(w, [reply])
+    os.write(w, reply)
 """
 
 
