@@ -60,6 +60,8 @@ globals().pop("_runner_source", None)
 RUNNER_DIR = os.path.dirname(os.path.realpath(__file__)) if "__file__" in globals() else None
 
 PROTOCOL_VERSION = 2
+# What READY says of the interpreter (PROTOCOL.md, "Frames"): "python=3.11.2 implementation=cpython".
+READY_PYTHON = "python=%d.%d.%d implementation=%s" % (sys.version_info[:3] + (sys.implementation.name,))
 COOKIE_VAR = "WSGI_FCGI_RUNNER_COOKIE"
 COOKIE = "wsgi-fcgi-runner-v1"
 FD_VAR = "WSGI_FCGI_RUNNER_FD"
@@ -1151,7 +1153,9 @@ def load_app(spec):
     try:
         module = importlib.import_module(module_name)
     except (Exception, SystemExit) as e:
-        raise AppLoadError('cannot import "%s": %s' % (spec, _one_line(type(e), e))) from e
+        # The interpreter is named: a python3 found on PATH that is not the one meant is the
+        # most common reason a module is missing.
+        raise AppLoadError('cannot import "%s" with %s: %s' % (spec, interpreter(), _one_line(type(e), e))) from e
     app = module
     for part in attr_path.split("."):
         try:
@@ -1161,6 +1165,16 @@ def load_app(spec):
     if not callable(app):
         raise AppLoadError('app "%s": "%s" is not callable (%s)' % (spec, attr_path, type(app).__name__))
     return app
+
+
+def interpreter():
+    """The interpreter as messages name it: "/usr/bin/python3 (3.11.2)", or for PyPy
+    "/usr/bin/pypy3 (3.9.16, PyPy 7.3.11)" (as the gateway's pyrunner.Interpreter prints)."""
+    version = "%d.%d.%d" % sys.version_info[:3]
+    pypy = getattr(sys, "pypy_version_info", None)
+    if pypy is not None:
+        version += ", PyPy %d.%d.%d" % tuple(pypy[:3])
+    return "%s (%s)" % (sys.executable or "python", version)
 
 
 class AppLoadError(Exception):
@@ -1418,8 +1432,7 @@ def serve_channel(worker):
         signal.signal(signal.SIGTERM, worker.on_term)
         signal.signal(signal.SIGINT, worker.on_term)
     try:
-        version = "%d.%d.%d" % sys.version_info[:3]
-        ready = "protocol=%d pid=%d python=%s" % (PROTOCOL_VERSION, os.getpid(), version)
+        ready = "protocol=%d pid=%d %s" % (PROTOCOL_VERSION, os.getpid(), READY_PYTHON)
         chan.send_frame(READY, 0, ready.encode("ascii"))
         return worker.serve()
     except ChannelError as e:
@@ -1473,8 +1486,7 @@ class Master:
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         self.wake = (wake_r, wake_w)
-        version = "%d.%d.%d" % sys.version_info[:3]
-        ready = "protocol=%d pid=%d python=%s preload=1" % (PROTOCOL_VERSION, os.getpid(), version)
+        ready = "protocol=%d pid=%d %s preload=1" % (PROTOCOL_VERSION, os.getpid(), READY_PYTHON)
         self.send(READY, ready.encode("ascii"))
         open_ = True
         while open_ or self.children:

@@ -838,15 +838,18 @@ class LifecycleTest(unittest.TestCase):
     def test_import_failures(self):
         self.assert_fatal(
             "no_such_module_xyz",
-            "cannot import \"no_such_module_xyz\": ModuleNotFoundError: No module named 'no_such_module_xyz'",
+            "cannot import \"no_such_module_xyz\" with %s: ModuleNotFoundError: No module named 'no_such_module_xyz'"
+            % interpreter_label(),
         )
         self.assert_fatal(
             "broken_import:app",
-            'cannot import "broken_import:app": RuntimeError: boom at import',
+            'cannot import "broken_import:app" with %s: RuntimeError: boom at import' % interpreter_label(),
             traceback_has='broken_import.py", line 3, in <module>\n    raise RuntimeError("boom at import")',
         )
         self.assert_fatal(
-            "exit_at_import", 'cannot import "exit_at_import": SystemExit: 7', traceback_has="sys.exit(7)"
+            "exit_at_import",
+            'cannot import "exit_at_import" with %s: SystemExit: 7' % interpreter_label(),
+            traceback_has="sys.exit(7)",
         )
         self.assert_fatal("hello:nope", 'app "hello:nope": module has no attribute "nope"')
         self.assert_fatal("hello:app.x", 'app "hello:app.x": module has no attribute "app.x"')
@@ -861,7 +864,7 @@ class LifecycleTest(unittest.TestCase):
             runner = self.start("bad_syntax", args=["--pythonpath", tmp])
             frame = runner.conn.recv()
             first, _, tb = frame.payload.decode().partition("\n")
-            self.assertTrue(first.startswith('cannot import "bad_syntax": SyntaxError: '), first)
+            self.assertTrue(first.startswith('cannot import "bad_syntax" with %s: SyntaxError: ' % interpreter_label()), first)
             self.assertIn('bad_syntax.py", line 1', tb)
             self.assertIn("def application(environ, start_response)", tb)
             self.assertEqual(runner.close(), 4)
@@ -1471,6 +1474,22 @@ def cancel_app(environ, start_response):
         return [",".join("%s:%s" % (c.__name__, c.__mro__[1].__name__) for c in classes).encode()]
     start_response("200 OK", text)
     return [b"finished"]
+
+
+def interpreter_label():
+    """How the runner names the interpreter it runs under in an import error:
+    "/usr/bin/python3 (3.11.2)", "/usr/bin/pypy3 (3.9.16, PyPy 7.3.11)"."""
+    if not _LABEL:
+        program = (
+            "import sys; p = getattr(sys, 'pypy_version_info', None); "
+            "print('%s (%d.%d.%d%s)' % ((sys.executable,) + tuple(sys.version_info[:3]) "
+            "+ (', PyPy %d.%d.%d' % tuple(p[:3]) if p else '',)))"
+        )
+        _LABEL.append(subprocess.check_output([PYTHON, "-c", program]).decode().strip())
+    return _LABEL[0]
+
+
+_LABEL = []
 
 
 def _python_impl():
