@@ -173,8 +173,8 @@ func lastLine(stderr string) string {
 // pypyLimits is what works differently under PyPy (docs/operations.md, "Python versions").
 const pypyLimits = "under PyPy, with --threads, a cancelled or timed-out request in a thread other than " +
 	"the first is stopped at its next body read, write() or response chunk, not interrupted inside a " +
-	"blocking call (PyPy cannot take back an exception raised in another thread); --preload has no " +
-	"gc.freeze(), so forked workers share less memory with their master"
+	"blocking call (PyPy cannot take back an exception raised in another thread); --preload runs " +
+	"without gc.freeze() (PyPy has none)"
 
 // firstReadyLocked logs, once, what differs under the interpreter the first process named in
 // READY: the limits of PyPy.

@@ -24,7 +24,8 @@ it and names its sections rather than repeating it.
 Its shape mirrors a gunicorn worker: import the app once, loop over requests, finish the current
 request on SIGTERM, exit when the channel closes or the parent process changes.
 
-Standard library only, CPython 3.8 to 3.13. stdout and stderr belong to the app (the gateway
+Standard library only, CPython 3.8 to 3.13 and PyPy 3.9 (where PyPy differs: no os.writev, no
+gc.freeze, no PyThreadState_SetAsyncExc; see the fallbacks below). stdout and stderr belong to the app (the gateway
 relays them to its log); the runner's own log lines are hclog-style JSON objects on stderr.
 
 Exit status: 0 the channel closed, SIGTERM, or the parent went away; 1 a channel or protocol
