@@ -1720,10 +1720,11 @@ class CancelTest(unittest.TestCase):
         self.assertEqual(master.conn.recv().type, EXITED)
         self.assertEqual(master.close(), 0)
 
-    @unittest.skipUnless(_python_impl() == "cpython", "PyThreadState_SetAsyncExc is CPython's")
-    def test_thread_is_interrupted(self):
-        # Two channels: the main thread serves channel 0, a thread channel 1; the app on
-        # channel 1 spins in Python code, and SIGUSR2 reaches it through SetAsyncExc.
+    def start_threads(self):
+        """Start a runner with two channels (--threads 2) and a board: the main thread serves
+        channel 0, a thread channel 1. Returns the process, the two Conns, the board, the
+        read end of the app's notify pipe, the write end of its gate, and the environ keys
+        that name them to the app."""
         notify_r, notify_w = os.pipe()
         self.addCleanup(os.close, notify_r)
         gate_r, gate_w = os.pipe()
@@ -1752,7 +1753,14 @@ class CancelTest(unittest.TestCase):
             ours.settimeout(TIMEOUT)
             conns.append(Conn(ours))
             self.assertEqual(conns[-1].recv().type, READY)
-        environ = dict(base_environ("/busy"), NOTIFY_FD=str(notify_w), GATE_FD=str(gate_r))
+        return proc, conns, board, notify_r, gate_w, {"NOTIFY_FD": str(notify_w), "GATE_FD": str(gate_r)}
+
+    @unittest.skipUnless(_python_impl() == "cpython", "PyThreadState_SetAsyncExc is CPython's")
+    def test_thread_is_interrupted(self):
+        # The app on channel 1 (a thread) spins in Python code, and SIGUSR2 reaches it through
+        # SetAsyncExc.
+        proc, conns, board, notify_r, _, fds = self.start_threads()
+        environ = dict(base_environ("/busy"), **fds)
         conns[1].sock.sendall(request_frame(environ, seq=1))
         self.assertTrue(select.select([notify_r], [], [], TIMEOUT)[0])
         os.read(notify_r, 1)
@@ -1766,6 +1774,25 @@ class CancelTest(unittest.TestCase):
         self.assertTrue(frame.payload.endswith(b"start:/busy,raised:RequestAborted,finally"), frame)
         conns[0].sock.sendall(request_frame(base_environ("/hello"), seq=1))  # the main thread's channel
         self.assertTrue(conns[0].recv().payload.endswith(b"hello"))
+        for conn in conns:
+            conn.sock.close()
+        self.assertEqual(proc.wait(TIMEOUT), 0)
+
+    def test_thread_stops_at_next_chunk(self):
+        # What stops a cancelled request in a thread other than the main one under PyPy, which
+        # has no SetAsyncExc to interrupt it (so no SIGUSR2 here): the board check after its
+        # next chunk.
+        proc, conns, board, _, gate_w, fds = self.start_threads()
+        conns[1].sock.sendall(request_frame(dict(base_environ("/stream"), **fds), seq=1))
+        frame = conns[1].recv()
+        self.assertEqual(frame.type, START)
+        self.assertTrue(frame.payload.endswith(b"chunk0"))
+        board.cancel(1, 1, channel=1)
+        os.write(gate_w, b".")  # chunk 1 was being produced: it goes out, then the check stops it
+        self.assertEqual(conns[1].recv(), Frame(DATA, 0, b"chunk1"))
+        self.assertEqual(conns[1].recv(), Frame(ABORTED, 0, b""))
+        conns[1].sock.sendall(request_frame(base_environ("/events"), seq=2))
+        self.assertTrue(conns[1].recv().payload.endswith(b"start:/stream,close"))
         for conn in conns:
             conn.sock.close()
         self.assertEqual(proc.wait(TIMEOUT), 0)
