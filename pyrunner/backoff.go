@@ -45,9 +45,9 @@ const (
 	maxBackoff   = 30 * time.Second
 )
 
-// exitCause describes how a process ended; a SIGKILL the pool did not send is most often the
-// kernel's OOM killer, as gunicorn's arbiter says too.
-func exitCause(err error) string {
+// exitCause describes how a process ended; a SIGKILL the pool did not send (ours false) is
+// most often the kernel's OOM killer, as gunicorn's arbiter says too.
+func exitCause(err error, ours bool) string {
 	if err == nil {
 		return "exited 0"
 	}
@@ -61,6 +61,9 @@ func exitCause(err error) string {
 		ws = syscall.WaitStatus(ps)
 	}
 	if ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+		if ours {
+			return err.Error() + " (by the gateway)"
+		}
 		return err.Error() + " (killed from outside the gateway: out of memory?)"
 	}
 	return err.Error()

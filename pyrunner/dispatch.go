@@ -349,14 +349,28 @@ func (pr *process) outstandingLocked() int {
 
 // discard kills the process of a worker that can no longer be trusted; the supervisor
 // replaces it. A process that died by itself is counted as a crash; one the pool killed is not.
+//
+// A process whose channel closed (killed false) is most likely exiting by itself: an app's
+// sys.exit(), or a crash whose traceback it is still writing. Its exit status says which, so
+// it gets diedGrace to exit before it is killed: killed at once, it would end by our SIGKILL.
 func (p *Pool) discard(w *worker, killed bool) {
 	if killed {
 		p.mu.Lock()
 		w.p.killed = true
 		p.mu.Unlock()
+		w.p.kill()
+		return
 	}
-	w.p.kill()
+	w.p.closeChannels()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		w.p.killAfter(diedGrace)
+	}()
 }
+
+// diedGrace is how long a process whose channel closed may take to exit by itself.
+const diedGrace = 2 * time.Second
 
 // poke wakes the supervisor without waiting for it.
 func (p *Pool) poke() {

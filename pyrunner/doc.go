@@ -18,7 +18,8 @@
 // options.go, backoff.go (crash loops), reload.go, dispatch.go (worker states, the wait
 // queue, send-ahead), call.go (Do and a request's stages), owner.go (the one goroutine that
 // owns a worker's channel), exchange.go (one request's frames), stop.go (its deadlines and
-// cancellation), board.go (the cancel board), channel.go (the pipes), worker.go (a process:
+// cancellation), board.go (the cancel board), channel.go (the pipes), interpreter.go (Probe:
+// which Python --python is, and whether it is supported), worker.go (a process:
 // start, handshake, log relay), preload.go (preload masters), timeout.go (stack dumps),
 // request.go, protocol.go, status.go (Snapshot, the one view of the pool's state).
 package pyrunner

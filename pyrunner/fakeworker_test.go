@@ -53,6 +53,8 @@ func fakeOptions(t *testing.T, mode string, workers int) Options {
 //	readbody   READ the whole body, answer with its length and sha256
 //	stream     START, then three DATA frames, the last with END
 //	die        exit as soon as a request arrives
+//	crash      as a Python that raises in the runner's own code: close the channel, print a
+//	           traceback on stderr while exiting, then exit 1
 //	sleep      sleep for the duration PATH_INFO names ("/1s"), then answer; "/die:50ms": sleep,
 //	           then exit without answering
 //	hang       never send READY
@@ -237,6 +239,13 @@ func fakeChannel(mode, fds string, index int) int {
 			writeFrame(c, frameData, 0, []byte("two,"))
 			writeFrame(c, frameData, flagEnd, []byte("three"))
 		case "die":
+			return 1
+		case "crash":
+			c.r.Close()
+			c.w.Close()
+			fmt.Fprintln(os.Stderr, "Traceback (most recent call last):")
+			time.Sleep(300 * time.Millisecond) // the interpreter's exit takes its time
+			fmt.Fprintln(os.Stderr, "AttributeError: 'str' object has no attribute 'isascii'")
 			return 1
 		case "sleep", "deaf":
 			// PATH_INFO is "/" or "/<duration>".

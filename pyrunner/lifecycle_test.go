@@ -457,10 +457,35 @@ func TestMaxRSSRecycles(t *testing.T) {
 }
 
 func TestExitCauseNamesOOM(t *testing.T) {
-	if got := exitCause(waitStatus(syscall.WaitStatus(syscall.SIGKILL))); !strings.Contains(got, "out of memory") {
-		t.Errorf("SIGKILL: %q, want the OOM hint", got)
+	for _, tc := range []struct {
+		name   string
+		status syscall.WaitStatus
+		ours   bool // the pool sent SIGKILL
+		want   string
+	}{
+		{"SIGKILL from outside", syscall.WaitStatus(syscall.SIGKILL), false, "signal: killed (killed from outside the gateway: out of memory?)"},
+		{"SIGKILL of the pool's", syscall.WaitStatus(syscall.SIGKILL), true, "signal: killed (by the gateway)"},
+		{"exit 3", syscall.WaitStatus(3 << 8), false, "exit status 3"},
+		{"exit 1 after the pool's SIGKILL", syscall.WaitStatus(1 << 8), true, "exit status 1"},
+	} {
+		if got := exitCause(waitStatus(tc.status), tc.ours); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
 	}
-	if got := exitCause(waitStatus(syscall.WaitStatus(3 << 8))); got != "exit status 3" {
-		t.Errorf("exit 3: %q", got)
+}
+
+// A worker that dies of its own crash closes its channel before it exits: the pool must wait
+// for the exit status rather than kill it and then blame its SIGKILL on the OOM killer.
+func TestCrashIsNotCalledOOM(t *testing.T) {
+	opts := fakeOptions(t, "crash", 1)
+	lb := withLog(&opts)
+	p := startPool(t, opts)
+	if err := p.Do(context.Background(), simpleRequest(), &recorder{}); !errors.Is(err, ErrWorkerDied) {
+		t.Fatalf("Do = %v, want ErrWorkerDied", err)
+	}
+	waitFor(t, 10*time.Second, "the crash is logged", func() bool { return strings.Contains(lb.String(), "exited on its own") })
+	log := lb.String()
+	if strings.Contains(log, "out of memory") || !strings.Contains(log, "exited on its own (exit status 1)") {
+		t.Fatalf("the crash (exit status 1) is not logged as such:\n%s", log)
 	}
 }

@@ -7,6 +7,7 @@ package pyrunner
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -134,6 +135,12 @@ type Options struct {
 func (o *Options) fill() {
 	if o.Python == "" {
 		o.Python = "python3"
+	}
+	if !strings.Contains(o.Python, "/") {
+		// The path exec would find, for the log lines that name the interpreter.
+		if path, err := resolvePython(o.Python); err == nil {
+			o.Python = path
+		}
 	}
 	if o.Workers <= 0 {
 		o.Workers = 1

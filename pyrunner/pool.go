@@ -59,6 +59,7 @@ type Pool struct {
 	count     [numStates]int // workers (threads) per state, of the current generation
 	gen       int            // the generation new workers belong to; a reload bumps it
 	nextID    int
+	python    readyInfo // the interpreter, as the first process to start said in READY
 	closing   bool
 
 	masterMu sync.Mutex          // guards masters; taken after mu when both are
@@ -181,8 +182,12 @@ func (p *Pool) Start(ctx context.Context) error {
 	}
 	p.wg.Add(1)
 	go p.supervise()
+	p.mu.Lock()
+	py := p.python
+	p.mu.Unlock()
 	p.log.Info("workers ready", "workers", n, "threads", p.opts.Threads, "pm", p.opts.Mode, "max_workers", p.opts.Workers,
-		"preload", p.opts.Preload, "app", p.opts.App, "python", p.opts.Python)
+		"preload", p.opts.Preload, "app", p.opts.App, "python", p.opts.Python,
+		"python_version", py.version, "implementation", py.implementation)
 	return nil
 }
 
@@ -336,6 +341,10 @@ func (p *Pool) onStarted(r startResult) {
 		p.crashedLocked(pr, r.err)
 		return
 	}
+	if p.python == (readyInfo{}) {
+		p.python = pr.python
+		p.firstReadyLocked()
+	}
 	if p.closing {
 		for _, w := range pr.slots {
 			p.setStateLocked(w, stateDraining)
@@ -375,7 +384,7 @@ func (p *Pool) onExited(pr *process) {
 	case pr.killed:
 		// Killed by the pool (timeout, protocol error): logged where it was decided.
 	default:
-		p.crashedLocked(pr, fmt.Errorf("exited on its own (%s) while %s", exitCause(pr.exitErr), prev))
+		p.crashedLocked(pr, fmt.Errorf("exited on its own (%s) while %s", exitCause(pr.exitErr, pr.sigkilled.Load()), prev))
 	}
 }
 

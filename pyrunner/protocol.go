@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Frame types and flags, as PROTOCOL.md numbers them.
@@ -154,4 +155,26 @@ func appendMarshalString[T string | []byte](b []byte, s T, intern bool) []byte {
 		}
 	}
 	return b
+}
+
+// readyInfo is what a READY payload says of the interpreter (PROTOCOL.md, "Frames").
+type readyInfo struct {
+	version        string // "3.11.2"
+	implementation string // sys.implementation.name: "cpython", "pypy"
+}
+
+// parseReady reads the python= and implementation= pairs of a READY payload; a key that is
+// missing (an older runner, a fake worker) is left empty.
+func parseReady(payload []byte) readyInfo {
+	var r readyInfo
+	for _, kv := range strings.Fields(string(payload)) {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "python":
+			r.version = v
+		case "implementation":
+			r.implementation = v
+		}
+	}
+	return r
 }

@@ -24,7 +24,8 @@ it and names its sections rather than repeating it.
 Its shape mirrors a gunicorn worker: import the app once, loop over requests, finish the current
 request on SIGTERM, exit when the channel closes or the parent process changes.
 
-Standard library only, CPython 3.8 to 3.13. stdout and stderr belong to the app (the gateway
+Standard library only, CPython 3.8 to 3.13 and PyPy 3.9 (where PyPy differs: no os.writev, no
+gc.freeze, no PyThreadState_SetAsyncExc; see the fallbacks below). stdout and stderr belong to the app (the gateway
 relays them to its log); the runner's own log lines are hclog-style JSON objects on stderr.
 
 Exit status: 0 the channel closed, SIGTERM, or the parent went away; 1 a channel or protocol
@@ -60,6 +61,8 @@ globals().pop("_runner_source", None)
 RUNNER_DIR = os.path.dirname(os.path.realpath(__file__)) if "__file__" in globals() else None
 
 PROTOCOL_VERSION = 2
+# What READY says of the interpreter (PROTOCOL.md, "Frames"): "python=3.11.2 implementation=cpython".
+READY_PYTHON = "python=%d.%d.%d implementation=%s" % (sys.version_info[:3] + (sys.implementation.name,))
 COOKIE_VAR = "WSGI_FCGI_RUNNER_COOKIE"
 COOKIE = "wsgi-fcgi-runner-v1"
 FD_VAR = "WSGI_FCGI_RUNNER_FD"
@@ -301,6 +304,16 @@ def _throw(lane, key, cls):
         set_async_exc(ctypes.c_ulong(ident), None)  # it left the app meanwhile: take it back
 
 
+def _write_joined(fd, parts):
+    """os.writev where the interpreter has none (PyPy): one write() of the joined buffers."""
+    return os.write(fd, b"".join(parts))
+
+
+# One system call per frame either way; PyPy's os lacks writev, so its frames over SMALL_FRAME
+# cost one copy of the chunk.
+writev = getattr(os, "writev", _write_joined)
+
+
 class Pipes:
     """The runner's end of a channel: the pipe it reads requests from and the pipe it writes
     frames to (PROTOCOL.md, "The channel"). Both are blocking."""
@@ -317,7 +330,7 @@ class Pipes:
         return os.write(self.wfd, data)
 
     def writev(self, parts):
-        return os.writev(self.wfd, parts)
+        return writev(self.wfd, parts)
 
     def close(self):
         for fd in (self.rfd, self.wfd):
@@ -1141,7 +1154,9 @@ def load_app(spec):
     try:
         module = importlib.import_module(module_name)
     except (Exception, SystemExit) as e:
-        raise AppLoadError('cannot import "%s": %s' % (spec, _one_line(type(e), e))) from e
+        # The interpreter is named: a python3 found on PATH that is not the one meant is the
+        # most common reason a module is missing.
+        raise AppLoadError('cannot import "%s" with %s: %s' % (spec, interpreter(), _one_line(type(e), e))) from e
     app = module
     for part in attr_path.split("."):
         try:
@@ -1151,6 +1166,16 @@ def load_app(spec):
     if not callable(app):
         raise AppLoadError('app "%s": "%s" is not callable (%s)' % (spec, attr_path, type(app).__name__))
     return app
+
+
+def interpreter():
+    """The interpreter as messages name it: "/usr/bin/python3 (3.11.2)", or for PyPy
+    "/usr/bin/pypy3 (3.9.16, PyPy 7.3.11)" (as the gateway's pyrunner.Interpreter prints)."""
+    version = "%d.%d.%d" % sys.version_info[:3]
+    pypy = getattr(sys, "pypy_version_info", None)
+    if pypy is not None:
+        version += ", PyPy %d.%d.%d" % tuple(pypy[:3])
+    return "%s (%s)" % (sys.executable or "python", version)
 
 
 class AppLoadError(Exception):
@@ -1408,8 +1433,7 @@ def serve_channel(worker):
         signal.signal(signal.SIGTERM, worker.on_term)
         signal.signal(signal.SIGINT, worker.on_term)
     try:
-        version = "%d.%d.%d" % sys.version_info[:3]
-        ready = "protocol=%d pid=%d python=%s" % (PROTOCOL_VERSION, os.getpid(), version)
+        ready = "protocol=%d pid=%d %s" % (PROTOCOL_VERSION, os.getpid(), READY_PYTHON)
         chan.send_frame(READY, 0, ready.encode("ascii"))
         return worker.serve()
     except ChannelError as e:
@@ -1463,8 +1487,7 @@ class Master:
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         self.wake = (wake_r, wake_w)
-        version = "%d.%d.%d" % sys.version_info[:3]
-        ready = "protocol=%d pid=%d python=%s preload=1" % (PROTOCOL_VERSION, os.getpid(), version)
+        ready = "protocol=%d pid=%d %s preload=1" % (PROTOCOL_VERSION, os.getpid(), READY_PYTHON)
         self.send(READY, ready.encode("ascii"))
         open_ = True
         while open_ or self.children:

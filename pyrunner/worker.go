@@ -42,14 +42,16 @@ type process struct {
 	slots  []*worker
 
 	started time.Time
-	spawned chan int // preload: the pid from the master's SPAWNED (0: the master is gone)
+	python  readyInfo // what its first READY said of the interpreter
+	spawned chan int  // preload: the pid from the master's SPAWNED (0: the master is gone)
 
-	board    *board       // the cancel board it shares with the gateway
-	owners   atomic.Int32 // its channels' owner goroutines still running; the last unmaps the board
-	killOnce sync.Once
-	pipes    sync.WaitGroup // stdout/stderr relays; drained before Wait
-	done     chan struct{}  // closed when the process has been reaped
-	exitErr  error          // set before done is closed
+	board     *board       // the cancel board it shares with the gateway
+	owners    atomic.Int32 // its channels' owner goroutines still running; the last unmaps the board
+	killOnce  sync.Once
+	sigkilled atomic.Bool    // the pool sent it SIGKILL: such an exit is not the OOM killer's
+	pipes     sync.WaitGroup // stdout/stderr relays; drained before Wait
+	done      chan struct{}  // closed when the process has been reaped
+	exitErr   error          // set before done is closed
 
 	// Guarded by pool.mu.
 	served       int // requests completed, all threads together
@@ -358,6 +360,9 @@ func (w *worker) handshake(timeout time.Duration, app string, stop <-chan struct
 			return w.p.exitError(app)
 		case r.h.typ == frameReady:
 			w.log.Debug("worker ready", "info", string(r.payload))
+			if w.ch == 0 {
+				w.p.python = parseReady(r.payload)
+			}
 			return nil
 		case r.h.typ == frameFatal:
 			// PROTOCOL.md: the first line is the message, the rest the traceback.
@@ -407,9 +412,22 @@ func (p *process) finish(err error) {
 // kill ends the process at once; safe to call many times and after it exited.
 func (p *process) kill() {
 	p.killOnce.Do(func() {
+		p.sigkilled.Store(true)
 		p.handle.Signal(syscall.SIGKILL)
 		p.closeChannels()
 	})
+}
+
+// killAfter kills the process unless it exits within d.
+func (p *process) killAfter(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-p.done:
+	case <-t.C:
+		p.log.Warn("worker did not exit after its channel closed: killing it", "waited", d)
+		p.kill()
+	}
 }
 
 // relay copies one output stream of the worker to the log, a line per entry. Lines the

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian packages the tests need. Later servers (apache2, caddy, ...) are added here.
-APT_PACKAGES="nginx python3-flask python3-django curl yamllint apache2 libapache2-mod-fcgid spawn-fcgi caddy systemd php8.2-fpm prometheus"
+APT_PACKAGES="nginx python3-flask python3-django curl yamllint apache2 libapache2-mod-fcgid spawn-fcgi caddy systemd php8.2-fpm prometheus pypy3"
 # The interpreter the tests run apps and the runner's unittests with.
 PYTHON=/usr/bin/python3
 FUZZTIME="${FUZZTIME:-300000x}"
@@ -55,6 +55,7 @@ fi
 go version
 "$PYTHON" --version
 "$PYTHON" -c 'import flask; print("flask", flask.__version__)'
+pypy3 --version | tr '\n' ' ' && echo
 nginx -v
 curl --version | sed -n 1p
 
@@ -78,19 +79,31 @@ go vet -tags integration ./tests/...
 section "unit tests (go test -race; includes the Python runner's unittests with $PYTHON)"
 RUNNER_PYTHON="$PYTHON" go test -race -count=1 ./...
 
-section "the Python runner's unittests under every CPython 3.8 to 3.13 on the machine"
-# The runner promises CPython 3.8+; pyenv's interpreters (~/.pyenv/versions) are what this
-# machine has of them. Debian's $PYTHON ran them already with the Go tests above.
-ran=0
+section "the Python runner's unittests under every CPython 3.8 to 3.13 and PyPy on the machine"
+# The runner supports CPython 3.8+ and PyPy 3.9+ (docs/operations.md, "Python versions");
+# pyenv's interpreters (~/.pyenv/versions) are what this machine has of CPython, Debian's
+# pypy3 is installed above. Debian's $PYTHON ran them already with the Go tests above. Each
+# interpreter is one line: the version that ran, or why it was skipped. The integration tests
+# below (TestPythons) serve an app under the same interpreters.
+pythons=()
 for v in 3.8 3.9 3.10 3.11 3.12 3.13; do
-	for py in "$HOME/.pyenv/versions/$v".*/bin/python3; do
-		[[ -x "$py" ]] || continue
-		ran=$((ran + 1))
-		echo "-- $("$py" --version)"
-		(cd pyrunner && PYTHONDONTWRITEBYTECODE=1 "$py" -m unittest discover -q -s . -p '*_test.py')
-	done
+	py="$(compgen -G "$HOME/.pyenv/versions/$v.*/bin/python3" | sort -V | tail -n 1 || true)"
+	if [[ -x "$py" ]]; then
+		pythons+=("$py")
+	else
+		echo "-- CPython $v: skipped (not under ~/.pyenv/versions)"
+	fi
 done
-((ran)) || echo "no CPython under ~/.pyenv/versions: only $PYTHON ran them"
+if command -v pypy3 >/dev/null; then
+	pythons+=("$(command -v pypy3)")
+else
+	echo "-- PyPy: skipped (no pypy3 on PATH; Debian package pypy3)"
+fi
+for py in "${pythons[@]}"; do
+	echo "-- $py: $("$py" -c 'import platform; print(platform.python_implementation(), platform.python_version())')"
+	(cd pyrunner && PYTHONDONTWRITEBYTECODE=1 "$py" -m unittest discover -q -s . -p '*_test.py')
+done
+echo "ran under: $("$PYTHON" --version) ($PYTHON, with the Go tests) and ${#pythons[@]} more"
 
 section "fuzz (${FUZZTIME} per target)"
 # Every func FuzzXxx in a _test.go file, package by package (tests/ holds none).

@@ -118,6 +118,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		pythonPath = append(pythonPath, dir)
 	}
 
+	if _, err := pyrunner.Probe(cfg.Python); err != nil {
+		fmt.Fprintln(stderr, pythonError(err))
+		return exitConfig
+	}
 	pm, _ := pyrunner.ParseMode(cfg.PM) // checked by validate
 	pool, err := pyrunner.New(pyrunner.Options{
 		Python:            cfg.Python,
