@@ -16,6 +16,7 @@ func (c *conn) launchPending() {
 			continue
 		}
 		req.launched = true
+		c.handlers.Add(1)
 		if c.spareReady.CompareAndSwap(true, false) {
 			c.spare <- req // a handler goroutine of this connection takes it (handlerLoop)
 		} else {
@@ -56,6 +57,7 @@ func (c *conn) runHandler(req *request) (offered bool) {
 		}
 		offered = c.endRequest(req, ok)
 		c.release()
+		c.handlers.Done()
 	}()
 	c.srv.Handler.ServeFCGI(&req.w, &req.r)
 	ok = true
