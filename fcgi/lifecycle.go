@@ -97,6 +97,7 @@ func (c *conn) answerBeforeClose() {
 		req.body.fail(ErrConnClosed)
 		req.r.cancelCtx(ErrConnClosed)
 	}
+	// The waiter ends with the last handler; if the wait is cut short, serve then fails them.
 	answered := make(chan struct{})
 	go func() {
 		c.handlers.Wait()

@@ -156,10 +156,19 @@ func (w *ResponseWriter) Abort() {
 	w.aborted = true
 	w.err = errors.Join(ErrConnClosed, errAborted)
 	w.release()
-	w.c.useWriteDeadline(w.deadline)
+	// A web server that stopped reading must not hold the close: the records get at most
+	// abortWriteTimeout, or what is left of the response's own deadline.
+	d := time.Now().Add(abortWriteTimeout)
+	if !w.deadline.IsZero() && w.deadline.Before(d) {
+		d = w.deadline
+	}
+	w.c.useWriteDeadline(d)
 	w.c.writeReq(&w.webAborted, appendAbortRecords(nil, w.id))
 	w.c.close()
 }
+
+// abortWriteTimeout bounds the write of Abort's records.
+const abortWriteTimeout = time.Second
 
 // abortNotice is the FCGI_STDERR text of an aborted response.
 const abortNotice = "fcgi: response aborted by the application; the connection is closed without FCGI_END_REQUEST"
