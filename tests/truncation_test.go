@@ -116,6 +116,12 @@ func TestTruncation(t *testing.T) {
 		}
 		fronts = append(fronts, truncationFrontEnd{fe, !strings.HasPrefix(fe.name, "Caddy")})
 	}
+	a := startApache(t, []string{"proxy", "proxy_fcgi"}, func(port int) string {
+		return deployFile(t, "apache/wsgi-fcgi.conf",
+			"<VirtualHost *:80>", fmt.Sprintf("<VirtualHost 127.0.0.1:%d>", port),
+			"unix:/run/wsgi-fcgi/wsgi-fcgi.sock|fcgi://localhost/", "fcgi://"+tcpAddr+"/")
+	})
+	fronts = append(fronts, truncationFrontEnd{frontEnd{"Apache mod_proxy_fcgi over TCP", a.base}, true})
 	fronts = append(fronts, truncationFrontEnd{frontEnd{"--http", "http://" + httpAddr}, true})
 
 	for _, fe := range fronts {
@@ -131,6 +137,13 @@ func TestTruncation(t *testing.T) {
 					t.Errorf("the client took a broken-off response for complete: %v", o)
 				default:
 					t.Logf("not guaranteed here, and passed off as complete: %v", o)
+				}
+			})
+			t.Run("exception after the first chunk, with a Content-Length", func(t *testing.T) {
+				if o := fetch(client, fe.base+"/raise-after-first-with-length"); o.passedOff() {
+					t.Errorf("the client took a broken-off response for complete: %v", o)
+				} else {
+					t.Logf("cut: %v", o)
 				}
 			})
 			t.Run("body shorter than its Content-Length", func(t *testing.T) {
