@@ -83,6 +83,9 @@ type conn struct {
 	reported   atomic.Bool
 	done       chan struct{} // closed when holds drops to zero
 	closed     chan struct{} // closed by close
+	// inputEnded: the web server's input ended at a record boundary; serve closes the
+	// connection once the requests it sent whole are answered.
+	inputEnded atomic.Bool
 	// handlers counts the handlers launched and not yet returned: added by the read loop,
 	// done by each handler once its request has ended.
 	handlers sync.WaitGroup

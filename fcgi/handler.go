@@ -85,9 +85,10 @@ func (c *conn) endRequest(req *request, ok bool) (offered bool) {
 		req.w.release()
 	}
 	req.r.cancelCtx(context.Canceled)
-	if !req.r.KeepConn {
+	if !req.r.KeepConn && !c.inputEnded.Load() {
 		// "If zero, the application closes the connection after responding
-		// to this request."
+		// to this request." Once the input has ended, serve closes it after
+		// the last answer (answerBeforeClose).
 		c.closeAfterResponse(req.body.Complete())
 	}
 	return offered

@@ -24,6 +24,7 @@ func (c *conn) serve() {
 	}
 	err := c.readLoop()
 	if err == io.EOF {
+		c.inputEnded.Store(true)
 		if h := c.srv.testHookInputEnded; h != nil {
 			h()
 		}
@@ -63,7 +64,8 @@ func (c *conn) serve() {
 // answerBeforeClose is called when the web server's input ended at a record boundary. If it
 // only shut down its sending side (shutdown(SHUT_WR)) and still reads, that is not an abort of
 // the requests it sent whole (params and body ended): they are answered, as php-fpm does, and
-// the connection closes after the last. A request it left unfinished is failed at once, as for
+// the connection closes after the last (with or without FCGI_KEEP_CONN: nothing more can come,
+// and the close waits for every answer). A request it left unfinished is failed at once, as for
 // any close. If it closed the connection both ways (as nginx does when its client goes away),
 // which a unix socket shows at once (peerGone), every request is failed as before. Over TCP the
 // two cannot be told apart until a write fails, so a request sent whole runs on until then.

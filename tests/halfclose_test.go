@@ -33,9 +33,6 @@ func TestHalfClosedWebServer(t *testing.T) {
 		for _, keep := range []bool{true, false} {
 			for _, shape := range shapes {
 				t.Run(fmt.Sprintf("%s/keep_conn=%v/%s", addr.network, keep, shape.name), func(t *testing.T) {
-					if !keep && shape.name == "two multiplexed" {
-						t.Skip("without FCGI_KEEP_CONN the connection closes after the first answer")
-					}
 					c := dialGateway(t, addr.network, addr.address)
 					b, ids := shape.reqs(keep)
 					if _, err := c.Write(b); err != nil {
