@@ -82,6 +82,13 @@ type conn struct {
 	spareReady atomic.Bool
 	reported   atomic.Bool
 	done       chan struct{} // closed when holds drops to zero
+	closed     chan struct{} // closed by close
+	// inputEnded: the web server's input ended at a record boundary; serve closes the
+	// connection once the requests it sent whole are answered.
+	inputEnded atomic.Bool
+	// handlers counts the handlers launched and not yet returned: added by the read loop,
+	// done by each handler once its request has ended.
+	handlers sync.WaitGroup
 }
 
 func newConn(s *Server, rwc io.ReadWriteCloser, remote net.Addr) *conn {
@@ -93,6 +100,7 @@ func newConn(s *Server, rwc io.ReadWriteCloser, remote net.Addr) *conn {
 		spare:   make(chan *request, 1),
 		sweepAt: minSweep,
 		done:    make(chan struct{}),
+		closed:  make(chan struct{}),
 	}
 	c.holds.Store(1) // the read loop's
 	return c

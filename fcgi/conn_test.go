@@ -549,26 +549,38 @@ func TestConnDeath(t *testing.T) {
 	ts.noConnErrors(t)
 }
 
-// Abort closes the connection without FCGI_END_REQUEST.
+// Abort ends the connection without FCGI_END_REQUEST, after a record on FCGI_STDERR that says
+// why and a record header no FastCGI peer can read (version 0), which web servers that take a
+// close for the end of the response (nginx without FCGI_KEEP_CONN or unbuffered) treat as an
+// upstream error.
 func TestResponseAbort(t *testing.T) {
-	ts := startServer(t, "unix", HandlerFunc(func(w *ResponseWriter, r *Request) {
-		w.Write([]byte("Status: 200\r\n\r\nhalf"))
-		w.Flush()
-		w.Abort()
-		if _, err := w.Write([]byte("more")); !errors.Is(err, ErrConnClosed) {
-			t.Errorf("write after Abort: %v", err)
-		}
-	}))
-	c := ts.dial(t)
-	c.Write(simpleRequest(1, flagKeepConn, nil, nil))
-	rc, err := readRec(c)
-	if err != nil || rc.typ != typeStdout || !bytes.HasSuffix(rc.content, []byte("half")) {
-		t.Fatalf("first record %v %v", rc, err)
+	for _, network := range []string{"unix", "tcp"} {
+		t.Run(network, func(t *testing.T) {
+			ts := startServer(t, network, HandlerFunc(func(w *ResponseWriter, r *Request) {
+				w.Write([]byte("Status: 200\r\n\r\nhalf"))
+				w.Flush()
+				w.Abort()
+				if _, err := w.Write([]byte("more")); !errors.Is(err, ErrConnClosed) {
+					t.Errorf("write after Abort: %v", err)
+				}
+			}))
+			c := ts.dial(t)
+			c.Write(simpleRequest(1, flagKeepConn, nil, nil))
+			rc, err := readRec(c)
+			if err != nil || rc.typ != typeStdout || !bytes.HasSuffix(rc.content, []byte("half")) {
+				t.Fatalf("first record %v %v", rc, err)
+			}
+			rc, err = readRec(c)
+			if err != nil || rc.typ != typeStderr || rc.id != 1 || !bytes.Contains(rc.content, []byte("aborted")) {
+				t.Fatalf("second record %v %v, want FCGI_STDERR saying the response was aborted", rc, err)
+			}
+			rest, err := io.ReadAll(c)
+			if err != nil || len(rest) != headerLen || rest[0] != 0 {
+				t.Errorf("after FCGI_STDERR: % x (%v), want a record header of version 0, then the end", rest, err)
+			}
+			ts.noConnErrors(t)
+		})
 	}
-	if rc, err := readRec(c); err == nil {
-		t.Errorf("got %s after Abort, want EOF", rc.typ)
-	}
-	ts.noConnErrors(t)
 }
 
 // Records with padding, one byte at a time.

@@ -45,7 +45,13 @@
 // request has been answered. The web server closing its end ends the
 // connection too: requests still running see their bodies fail and their
 // contexts canceled with ErrConnClosed, since that is how web servers
-// abandon requests. A record that breaks the protocol (a bad version, a
+// abandon requests. A web server that only shuts down its sending side
+// (shutdown(SHUT_WR)) once it has sent its requests is still answered: the
+// requests it sent whole (params and body ended) run to their end, then the
+// connection is closed, as php-fpm does; one it left unfinished is
+// abandoned. On a unix socket the two kinds of end are told apart at once;
+// over TCP they look the same until a write fails, so there a request sent
+// whole runs on until its output meets the closed connection. A record that breaks the protocol (a bad version, a
 // truncated record, a record for a request id that was never begun) closes
 // that connection only and is reported through Server.ConnError. The
 // specification asks that records for inactive ids be ignored; this package

@@ -16,6 +16,7 @@ func (c *conn) launchPending() {
 			continue
 		}
 		req.launched = true
+		c.handlers.Add(1)
 		if c.spareReady.CompareAndSwap(true, false) {
 			c.spare <- req // a handler goroutine of this connection takes it (handlerLoop)
 		} else {
@@ -56,6 +57,7 @@ func (c *conn) runHandler(req *request) (offered bool) {
 		}
 		offered = c.endRequest(req, ok)
 		c.release()
+		c.handlers.Done()
 	}()
 	c.srv.Handler.ServeFCGI(&req.w, &req.r)
 	ok = true
@@ -83,9 +85,10 @@ func (c *conn) endRequest(req *request, ok bool) (offered bool) {
 		req.w.release()
 	}
 	req.r.cancelCtx(context.Canceled)
-	if !req.r.KeepConn {
+	if !req.r.KeepConn && !c.inputEnded.Load() {
 		// "If zero, the application closes the connection after responding
-		// to this request."
+		// to this request." Once the input has ended, serve closes it after
+		// the last answer (answerBeforeClose).
 		c.closeAfterResponse(req.body.Complete())
 	}
 	return offered

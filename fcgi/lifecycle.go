@@ -23,6 +23,13 @@ func (c *conn) serve() {
 		c.br = bufio.NewReaderSize(c.rwc, readBufSize)
 	}
 	err := c.readLoop()
+	if err == io.EOF {
+		c.inputEnded.Store(true)
+		if h := c.srv.testHookInputEnded; h != nil {
+			h()
+		}
+		c.answerBeforeClose()
+	}
 	close(c.spare) // no more requests: a waiting handler goroutine ends
 
 	// An error after the connection was closed on purpose is the echo of
@@ -52,6 +59,56 @@ func (c *conn) serve() {
 	readerPool.Put(c.br)
 	c.br = nil
 	c.release() // the read loop's
+}
+
+// answerBeforeClose is called when the web server's input ended at a record boundary. If it
+// only shut down its sending side (shutdown(SHUT_WR)) and still reads, that is not an abort of
+// the requests it sent whole (params and body ended): they are answered, as php-fpm does, and
+// the connection closes after the last (with or without FCGI_KEEP_CONN: nothing more can come,
+// and the close waits for every answer). A request it left unfinished is failed at once, as for
+// any close. If it closed the connection both ways (as nginx does when its client goes away),
+// which a unix socket shows at once (peerGone), every request is failed as before. Over TCP the
+// two cannot be told apart until a write fails, so a request sent whole runs on until then.
+// The wait ends early if the connection is closed meanwhile (Server.Close, a failed write).
+func (c *conn) answerBeforeClose() {
+	if len(c.pending) > 0 {
+		c.launchPending()
+	}
+	var whole, unfinished []*request
+	for _, req := range c.reqs {
+		switch {
+		case req == ignoreStdin || req == ignoreAll || !req.launched || req.done.Load():
+		case req.stdinDone:
+			whole = append(whole, req)
+		default:
+			unfinished = append(unfinished, req)
+		}
+	}
+	if len(whole) == 0 || c.dead.Load() || peerGone(c.rwc) {
+		return // serve closes the connection, then fails every request
+	}
+	for _, req := range unfinished {
+		// Failed now, with the connection still open for the others: as for
+		// FCGI_ABORT_REQUEST, its output stops and its handler sends no FCGI_END_REQUEST
+		// (the web server never finished sending the request).
+		if req.w.endClaimed.CompareAndSwap(false, true) {
+			c.wmu.Lock()
+			req.w.webAborted.Store(true)
+			c.wmu.Unlock()
+		}
+		req.body.fail(ErrConnClosed)
+		req.r.cancelCtx(ErrConnClosed)
+	}
+	// The waiter ends with the last handler; if the wait is cut short, serve then fails them.
+	answered := make(chan struct{})
+	go func() {
+		c.handlers.Wait()
+		close(answered)
+	}()
+	select {
+	case <-answered:
+	case <-c.closed:
+	}
 }
 
 // A request is counted in by countIn at FCGI_BEGIN_REQUEST, out of the
@@ -110,6 +167,7 @@ func (c *conn) close() {
 	c.closeOnce.Do(func() {
 		c.dead.Store(true)
 		c.rwc.Close()
+		close(c.closed)
 		if b := c.waiting.Load(); b != nil {
 			b.wakeWriter()
 		}

@@ -135,10 +135,17 @@ func (w *ResponseWriter) Flush() error {
 	return err
 }
 
-// Abort closes the connection without ending the request: the web server
-// sees a broken response rather than a complete one. Use it when the
-// response is known to be wrong after part of it was sent. Other requests
-// multiplexed on the connection fail too.
+// Abort closes the connection without ending the request: the web server sees a broken
+// response rather than a complete one. Use it when the response is known to be wrong after
+// part of it was sent. What was buffered is dropped. Other requests multiplexed on the
+// connection fail too.
+//
+// FastCGI has no record that says a response failed: web servers ignore the appStatus and
+// protocolStatus of FCGI_END_REQUEST, and some take a connection closed before it for the end
+// of the response (nginx without FCGI_KEEP_CONN, or with its response buffering off). So
+// before the close Abort writes an FCGI_STDERR record saying why, which web servers log, and
+// a record header of version 0, which no FastCGI peer can read: nginx, Apache mod_proxy_fcgi
+// and Caddy all take it as a failed upstream.
 //
 // Abort after FCGI_ABORT_REQUEST does nothing: the web server has given the
 // request up, and the connection is left to its other requests.
@@ -149,7 +156,29 @@ func (w *ResponseWriter) Abort() {
 	w.aborted = true
 	w.err = errors.Join(ErrConnClosed, errAborted)
 	w.release()
+	// A web server that stopped reading must not hold the close: the records get at most
+	// abortWriteTimeout, or what is left of the response's own deadline.
+	d := time.Now().Add(abortWriteTimeout)
+	if !w.deadline.IsZero() && w.deadline.Before(d) {
+		d = w.deadline
+	}
+	w.c.useWriteDeadline(d)
+	w.c.writeReq(&w.webAborted, appendAbortRecords(nil, w.id))
 	w.c.close()
+}
+
+// abortWriteTimeout bounds the write of Abort's records.
+const abortWriteTimeout = time.Second
+
+// abortNotice is the FCGI_STDERR text of an aborted response.
+const abortNotice = "fcgi: response aborted by the application; the connection is closed without FCGI_END_REQUEST"
+
+// appendAbortRecords appends what Abort sends before it closes: abortNotice on FCGI_STDERR,
+// then a record header of version 0.
+func appendAbortRecords(dst []byte, id uint16) []byte {
+	dst = appendHeader(dst, typeStderr, id, len(abortNotice))
+	dst = append(dst, abortNotice...)
+	return append(dst, make([]byte, headerLen)...) // version 0: not a FastCGI 1.0 record
 }
 
 func (w *ResponseWriter) check() error {

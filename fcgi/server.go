@@ -102,6 +102,10 @@ type Server struct {
 	// ErrBodyTooLarge. It may be called from several goroutines at once.
 	Refused func(remote net.Addr, err error)
 
+	// testHookInputEnded, if set, is called when a connection's read loop meets the end of
+	// its input at a record boundary.
+	testHookInputEnded func()
+
 	inShutdown atomic.Bool
 	active     atomic.Int32 // requests in progress, over all connections
 

@@ -41,6 +41,11 @@ func (c *cgiRequest) classify(name, value []byte) paramAction {
 		// httpoxy (CVE-2016-5385): a client's "Proxy:" header must not look like the
 		// HTTP_PROXY variable that HTTP libraries read from the environment.
 		return dropParam
+	case "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH":
+		// nginx passes the client's Content-Type and Content-Length headers on as these, beside
+		// CONTENT_TYPE and CONTENT_LENGTH. PEP 3333 (as CGI, RFC 3875 section 4.1.18) has the
+		// headers only in their CGI names, and wsgiref.validate rejects an environ with both.
+		return dropParam
 	case "SCRIPT_NAME":
 		c.scriptName = value
 		return heldParam

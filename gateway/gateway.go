@@ -115,6 +115,10 @@ type requestState struct {
 	// For the access log: the status sent and the body bytes after the headers.
 	status int
 	bytes  int64
+	// declared is the Content-Length the app's response declared, or -1 when it declared
+	// none or its response has no body (HEAD, 204, 304).
+	declared int64
+	head     bool // the request is a HEAD
 }
 
 // paramValue looks up a CGI param of the request being served.
@@ -133,13 +137,16 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 			g.logAccess(st, start)
 		}
 		st.w, st.params = nil, nil
-		st.status, st.bytes = 0, 0
+		st.status, st.bytes, st.declared = 0, 0, -1
 		st.c = cgiRequest{} // drop references to the request's params
 		st.req.Reset()
 		g.state.Put(st)
 	}()
 	st.w = w
 	st.params = &r.Params
+	st.declared = -1
+	method, _ := r.Params.Get("REQUEST_METHOD")
+	st.head = string(method) == "HEAD"
 	req := &st.req
 	req.Reset()
 
@@ -199,6 +206,14 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 	}
 	if err := g.pool.Do(r.Context(), req, (*cgiWriter)(st)); err != nil {
 		st.status = g.fail(w, c, err)
+	} else if st.declared > st.bytes {
+		// The app ended its body short of the length it declared: passed on, the web server
+		// would wait for the rest, or keep the client's connection and let the next response
+		// complete this body. Cut it, as a failure after the response began. (A longer body
+		// never gets here: the worker stops it at the declared length.)
+		g.log.Error("response cut short: the app's body is shorter than its Content-Length",
+			"uri", string(c.requestURI), "content_length", st.declared, "body_bytes", st.bytes)
+		w.Abort()
 	}
 }
 
@@ -356,7 +371,11 @@ func (cw *cgiWriter) WriteHeader(status []byte, h pyrunner.Header) error {
 	b = append(b, status...)
 	b = append(b, '\r', '\n')
 	success := status[0] == '2'
+	bodyless := cw.head || cw.status == 204 || cw.status == 304
 	h.Each(func(name, value []byte) {
+		if !bodyless && cw.declared < 0 && len(name) == 14 && bytes.EqualFold(name, []byte("Content-Length")) {
+			cw.declared = parseLength(value)
+		}
 		b = append(b, name...)
 		b = append(b, ':', ' ')
 		if success && len(value) > 0 && value[0] == '/' && len(name) == 8 && bytes.EqualFold(name, []byte("Location")) {
@@ -372,6 +391,23 @@ func (cw *cgiWriter) WriteHeader(status []byte, h pyrunner.Header) error {
 	cw.cgi = b
 	_, err := cw.w.Write(b)
 	return err
+}
+
+// parseLength parses a Content-Length value (RFC 9110 section 8.6: digits, here with the
+// spaces around them allowed); -1 when it is not one.
+func parseLength(v []byte) int64 {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 || len(v) > 18 {
+		return -1
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
 }
 
 // appendOrigin appends scheme://host of the request, as the app sees them.

@@ -126,6 +126,13 @@ func TestGatewayEnviron(t *testing.T) {
 		{"httpoxy",
 			map[string]string{"PATH_INFO": "/", "HTTP_PROXY": "http://evil:3128"},
 			map[string]string{"PATH_INFO": "/"}, []string{"HTTP_PROXY"}},
+		// nginx passes the client's Content-Type and Content-Length headers as HTTP_* params
+		// beside CONTENT_TYPE and CONTENT_LENGTH; PEP 3333 (and wsgiref.validate) forbid them.
+		{"nginx's HTTP_CONTENT_TYPE and HTTP_CONTENT_LENGTH",
+			map[string]string{"PATH_INFO": "/", "CONTENT_TYPE": "text/plain", "CONTENT_LENGTH": "0",
+				"HTTP_CONTENT_TYPE": "text/plain", "HTTP_CONTENT_LENGTH": "0"},
+			map[string]string{"CONTENT_TYPE": "text/plain", "CONTENT_LENGTH": "0"},
+			[]string{"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -98,6 +98,12 @@ func TestParseHeaderBlock(t *testing.T) {
 		{"status not digits", "abc OK", false, "", 0},
 		{"no space before reason", "200OK", false, "", 0},
 		{"status 000", "000 Zero", false, "", 0},
+		// An interim (1xx) status would reach the client as an interim response followed by
+		// the app's body where the next response belongs: a desync. Refused like any invalid one.
+		{"100 Continue", "100 Continue", false, "", 0},
+		{"101 Switching Protocols", "101 Switching Protocols\x00Upgrade\x00websocket", false, "", 0},
+		{"103 Early Hints", "103 Early Hints\x00Link\x00</a.css>; rel=preload", false, "", 0},
+		{"bare 199", "199", false, "", 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -202,9 +202,12 @@ func parseHeaderBlock(block []byte) (status []byte, h Header, err error) {
 	return status, Header{block: block}, nil
 }
 
-// validStatus: three digits, optionally a space and a reason phrase without CR or LF.
+// validStatus: three digits, optionally a space and a reason phrase without CR or LF. An
+// interim status (1xx) is refused: a WSGI app has no way to send one, and a web server would
+// pass it on as an interim response followed by the app's headers and body, which a client
+// then reads as the next response.
 func validStatus(s []byte) bool {
-	if len(s) < 3 || s[0] < '1' || s[0] > '9' || s[1] < '0' || s[1] > '9' || s[2] < '0' || s[2] > '9' {
+	if len(s) < 3 || s[0] < '2' || s[0] > '9' || s[1] < '0' || s[1] > '9' || s[2] < '0' || s[2] > '9' {
 		return false
 	}
 	if len(s) == 3 {

@@ -32,8 +32,6 @@ func startDevHTTP(httpAddr string, fcgiAddr net.Addr, log hclog.Logger) (*devHTT
 	if err != nil {
 		return nil, fmt.Errorf("--http %s: %w", httpAddr, err)
 	}
-	network, address := fcgiAddr.Network(), fcgiAddr.String()
-	connect := func() (net.Conn, error) { return net.Dial(network, address) }
 	// The app is mounted at the root: the whole path is PATH_INFO, as Caddy sends it.
 	rootMount := func(inner gofast.SessionHandler) gofast.SessionHandler {
 		return func(client gofast.Client, req *gofast.Request) (*gofast.ResponsePipe, error) {
@@ -48,7 +46,7 @@ func startDevHTTP(httpAddr string, fcgiAddr net.Addr, log hclog.Logger) (*devHTT
 		}
 	}
 	session := gofast.Chain(gofast.BasicParamsMap, gofast.MapHeader, rootMount)(gofast.BasicSession)
-	handler := gofast.NewHandler(session, gofast.SimpleClientFactory(connect))
+	handler := &devHandler{session: session, network: fcgiAddr.Network(), address: fcgiAddr.String(), log: log}
 	d := &devHTTP{
 		srv: &http.Server{
 			Handler:           handler,

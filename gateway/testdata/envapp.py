@@ -10,6 +10,11 @@ def application(environ, start_response):
     if path == "/badheader":
         start_response("200 OK", [("X-Evil", "a\r\nSet-Cookie: injected=1")])
         return [b"should not be seen"]
+    if path.startswith("/length/"):
+        # /length/<declared>/<body>: a response whose Content-Length may not match its body.
+        _, _, declared, body = path.split("/", 3)
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", declared)])
+        return [body.encode("latin-1")]
     if path.startswith("/location/"):
         # /location/<status>: a response with a local-path Location header.
         start_response(path.split("/")[2] + " X", [("Location", "/elsewhere?a=1")])
