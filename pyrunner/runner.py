@@ -48,6 +48,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 import traceback
 import types
 
@@ -926,6 +927,7 @@ class Response:
             "error",
             message,
             error=_one_line(kind, exc),
+            request_id=environ.get("wsgi_fcgi.request_id", ""),
             method=environ.get("REQUEST_METHOD", ""),
             uri=str(environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")),
             headers_sent=self.started,
@@ -941,6 +943,25 @@ class Response:
         else:
             self.chan.send_start(END, *error_response(tb))
             self.started = True
+
+
+def queue_times(environ, now):
+    """Turn the gateway's wsgi_fcgi.queue_start into a float and add wsgi_fcgi.queue_wait.
+
+    queue_start is when the request began to wait (its arrival in the gateway, or the web
+    server's X-Request-Start), in seconds since the epoch; queue_wait the seconds from then to
+    now, when this worker starts the request.
+    """
+    start = environ.get("wsgi_fcgi.queue_start")
+    if start is None:
+        return
+    try:
+        start = float(start)
+    except ValueError:
+        del environ["wsgi_fcgi.queue_start"]
+        return
+    environ["wsgi_fcgi.queue_start"] = start
+    environ["wsgi_fcgi.queue_wait"] = max(0.0, now - start)
 
 
 def _one_line(kind, exc):
@@ -1048,6 +1069,7 @@ class Worker(Lane):
         Errors are answered as PROTOCOL.md's "Behaviour at every break" says; a request the
         gateway cancels ends with ABORTED (PROTOCOL.md, "Interrupting the app").
         """
+        now = time.time()
         if len(payload) < 4:
             raise ChannelError("REQUEST of %d bytes" % len(payload))
         environ_end = 4 + U32.unpack_from(payload)[0]
@@ -1060,6 +1082,7 @@ class Worker(Lane):
         if type(environ) is not dict:
             raise ChannelError("REQUEST environ is a %s, not a dict" % type(environ).__name__)
         environ.update(self.static)
+        queue_times(environ, now)
         if flags & EOF and environ_end == len(payload):
             body = NO_BODY  # the common case, a request without a body
         else:
@@ -1101,6 +1124,7 @@ class Worker(Lane):
                 "debug",  # every client that leaves would be a line at info; the access log has 499
                 "request stopped: cancelled",
                 reason=REASON_NAMES[type(stopped)],
+                request_id=environ.get("wsgi_fcgi.request_id", ""),
                 method=environ.get("REQUEST_METHOD", ""),
                 uri=str(environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")),
             )
@@ -1111,6 +1135,7 @@ class Worker(Lane):
                 "app produced more body than its Content-Length; the excess was dropped",
                 content_length=response.length,
                 dropped=response.dropped,
+                request_id=environ.get("wsgi_fcgi.request_id", ""),
                 uri=environ.get("REQUEST_URI", ""),
             )
 

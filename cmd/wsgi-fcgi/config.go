@@ -46,6 +46,7 @@ type Config struct {
 	Reload            bool          `envconfig:"RELOAD"`
 	AccessLog         string        `envconfig:"ACCESS_LOG"`
 	AccessLogFormat   string        `envconfig:"ACCESS_LOG_FORMAT" default:"combined"`
+	RequestIDHeader   bool          `envconfig:"REQUEST_ID_HEADER"`
 	MaxBody           ByteSize      `envconfig:"MAX_BODY" default:"1GiB"`
 	QueueSize         int           `envconfig:"QUEUE_SIZE" default:"1024"`
 	QueueTimeout      time.Duration `envconfig:"QUEUE_TIMEOUT" default:"30s"`
@@ -101,7 +102,8 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.PoolName, "pool-name", c.PoolName, "the pool's `NAME` on the status page (default wsgi-fcgi)")
 	fs.BoolVar(&c.Reload, "reload", c.Reload, "development only: reload the workers when a .py file under --chdir or --pythonpath changes (checked every second)")
 	fs.StringVar(&c.AccessLog, "access-log", c.AccessLog, "write an access log line per request to `FILE` (\"-\": standard output); off by default")
-	fs.StringVar(&c.AccessLogFormat, "access-log-format", c.AccessLogFormat, "access log format: combined (Apache/nginx, plus the request time) or json")
+	fs.StringVar(&c.AccessLogFormat, "access-log-format", c.AccessLogFormat, "access log `FORMAT`: combined (Apache/nginx, plus the total time, the request id and the queue wait), json, json:FIELD,FIELD... or a template of {FIELD}s such as '{request_id} {status} {queue_wait}'")
+	fs.BoolVar(&c.RequestIDHeader, "request-id-header", c.RequestIDHeader, "add X-Request-ID, the request's id (the web server's, or one generated), to every response")
 	fs.StringVar(&c.ForwardedAllowIPs, "forwarded-allow-ips", c.ForwardedAllowIPs, "comma-separated `IPS` and CIDRs of proxies whose X-Forwarded-Proto/-For/-Host are believed (\"*\": any); default none")
 	fs.Var(&c.MaxBody, "max-body", "largest request body accepted (413 above), e.g. 100MiB; 0 for no limit")
 	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "requests that may wait for a free worker before 503")
@@ -188,10 +190,8 @@ func (c *Config) validate() error {
 	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
 		return fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", c.LogLevel)
 	}
-	switch c.AccessLogFormat {
-	case "combined", "json":
-	default:
-		return fmt.Errorf("--access-log-format %q: want combined or json", c.AccessLogFormat)
+	if _, err := gateway.ParseAccessLogFormat(c.AccessLogFormat); err != nil {
+		return fmt.Errorf("--access-log-format: %w", err)
 	}
 	if c.PingPath != "" && !strings.HasPrefix(c.PingPath, "/") {
 		return fmt.Errorf("--ping-path %q: must start with /", c.PingPath)
