@@ -385,6 +385,17 @@ func TestObsMetrics(t *testing.T) {
 		}
 	}
 	checkMetrics(t, om, text)
+
+	// Every metric the shipped alert rules use is one the gateway exposes.
+	rules, err := os.ReadFile(filepath.Join(repoRoot(), "deploy", "prometheus", "wsgi-fcgi.rules.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range regexp.MustCompile(`wsgi_fcgi_[a-z_]+`).FindAllString(string(rules), -1) {
+		if !strings.Contains(text, "\n"+name) {
+			t.Errorf("the alert rules use %s, which the gateway does not expose", name)
+		}
+	}
 }
 
 // scrapeMetrics asks the status page's ?openmetrics with an Accept header ("" for none) and
