@@ -123,15 +123,29 @@ func TestMetrics(t *testing.T) {
 	if got := scrape("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"); !strings.HasPrefix(got, "application/openmetrics-text") {
 		t.Errorf("Prometheus's own Accept got %q", strings.SplitN(got, "\n", 2)[0])
 	}
-	// promtool, when installed, has the last word on both formats.
+	// promtool, when installed, has the last word on the Prometheus text; it parses no
+	// OpenMetrics, whose own rules are checked here: counters' samples end in _total, and
+	// # EOF ends it.
 	if promtool, err := exec.LookPath("promtool"); err == nil {
-		for _, body := range []string{om, text} {
-			cmd := exec.Command(promtool, "check", "metrics")
-			cmd.Stdin = strings.NewReader(strings.SplitN(body, "\n", 2)[1])
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Errorf("promtool check metrics: %v\n%s\n%s", err, out, body)
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = strings.NewReader(strings.SplitN(text, "\n", 2)[1])
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics: %v\n%s\n%s", err, out, text)
+		}
+	}
+	counters := 0
+	lines := strings.Split(strings.TrimSuffix(om, "\n"), "\n")
+	for i, line := range lines {
+		f := strings.Fields(line)
+		if len(f) == 4 && f[1] == "TYPE" && f[3] == "counter" {
+			counters++
+			if next := lines[i+1]; !strings.HasPrefix(next, f[2]+"_total") {
+				t.Errorf("counter %s's sample %q does not end in _total", f[2], next)
 			}
 		}
+	}
+	if counters == 0 || lines[len(lines)-1] != "# EOF" {
+		t.Errorf("OpenMetrics: %d counters, last line %q", counters, lines[len(lines)-1])
 	}
 
 	// Every request got its access log line, with its status and id; cancelled ones 499.
