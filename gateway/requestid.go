@@ -7,7 +7,6 @@ package gateway
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -114,8 +113,8 @@ func (o *requestObs) param(name, value []byte) (held bool) {
 
 // identify settles the request's id and the start of its wait once the params are read, and
 // puts them in the environ: HTTP_X_REQUEST_ID and wsgi_fcgi.request_id, and
-// wsgi_fcgi.queue_start (seconds since the epoch; the runner adds wsgi_fcgi.queue_wait as it
-// starts the request).
+// wsgi_fcgi.queue_start (seconds since the epoch, a float, to the microsecond; the runner adds
+// wsgi_fcgi.queue_wait as it starts the request).
 func (g *Gateway) identify(o *requestObs, req *pyrunner.Request) {
 	if o.hasGiven && validRequestID(o.given) {
 		o.id = o.given
@@ -134,20 +133,7 @@ func (g *Gateway) identify(o *requestObs, req *pyrunner.Request) {
 	if o.start != nil {
 		o.queueStart = queueStart(o.start, o.arrived)
 	}
-	var buf [24]byte
-	req.Env("wsgi_fcgi.queue_start", appendEpochSeconds(buf[:0], o.queueStart))
-}
-
-// appendEpochSeconds appends t as seconds since the epoch with six decimals.
-func appendEpochSeconds(b []byte, t time.Time) []byte {
-	us := t.UnixMicro()
-	b = strconv.AppendInt(b, us/1e6, 10)
-	frac := us % 1e6
-	b = append(b, '.')
-	for d := int64(1e5); d > 0; d /= 10 {
-		b = append(b, byte('0'+frac/d%10))
-	}
-	return b
+	req.EnvFloat("wsgi_fcgi.queue_start", float64(o.queueStart.UnixMicro())/1e6)
 }
 
 // maxRequestStartAge bounds how far before its arrival an X-Request-Start may be: an older

@@ -82,6 +82,13 @@ func (r *Request) EnvString(name, value string) {
 	r.frame = appendMarshalString(r.frame, value, false)
 }
 
+// EnvFloat adds an environ entry whose value is a float (the worker sees a Python float).
+func (r *Request) EnvFloat(name string, value float64) {
+	r.open()
+	r.frame = appendMarshalString(r.frame, name, true)
+	r.frame = appendMarshalFloat(r.frame, value)
+}
+
 // EnvBytes is Env for a name held as bytes (a CGI param passed through unchanged).
 func (r *Request) EnvBytes(name, value []byte) {
 	r.open()
@@ -292,6 +299,8 @@ func nextMarshalString(b []byte) (s, rest []byte, ok bool) {
 	switch b[0] {
 	case marshalShortASCII, marshalShortASCIIIntn:
 		n, hdr = int(b[1]), 2
+	case marshalBinaryFloat:
+		n, hdr = 8, 1
 	case marshalASCII, marshalASCIIIntn, marshalUnicode:
 		if len(b) < 5 {
 			return nil, nil, false

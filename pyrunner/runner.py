@@ -946,22 +946,16 @@ class Response:
 
 
 def queue_times(environ, now):
-    """Turn the gateway's wsgi_fcgi.queue_start into a float and add wsgi_fcgi.queue_wait.
+    """Add wsgi_fcgi.queue_wait: the seconds from the gateway's wsgi_fcgi.queue_start to now.
 
     queue_start is when the request began to wait (its arrival in the gateway, or the web
-    server's X-Request-Start), in seconds since the epoch; queue_wait the seconds from then to
-    now, when this worker starts the request.
+    server's X-Request-Start), a float of seconds since the epoch; now is when this worker
+    starts the request.
     """
     start = environ.get("wsgi_fcgi.queue_start")
-    if start is None:
-        return
-    try:
-        start = float(start)
-    except ValueError:
-        del environ["wsgi_fcgi.queue_start"]
-        return
-    environ["wsgi_fcgi.queue_start"] = start
-    environ["wsgi_fcgi.queue_wait"] = max(0.0, now - start)
+    if start is not None:
+        wait = now - start
+        environ["wsgi_fcgi.queue_wait"] = wait if wait > 0.0 else 0.0
 
 
 def _one_line(kind, exc):
