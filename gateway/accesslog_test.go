@@ -75,7 +75,7 @@ func TestAccessLogJSON(t *testing.T) {
 	}{
 		{"preset", "json", e, map[string]any{"request_id": "req-1", "host": "example.com", "status": 200.0, "bytes_in": 3.0,
 			"bytes_out": 512.0, "queue_wait": 0.0025, "app_time": 0.01, "request_time": 0.0125, "worker_pid": 42.0,
-			"time_iso8601": "2026-11-21T14:15:16.000000Z", "remote_user": "",
+			"time": "2026-11-21T14:15:16.000000Z", "remote_user": "",
 			// Each byte is kept, as latin-1: a forged line stays inside its string.
 			"user_agent": "curl/8\x1b[31m\nfake line\x00\u00ff", "referer": "http://x/\"quoted\"\\"}},
 		{"chosen fields", "json:request_id, status,app_time", refused,

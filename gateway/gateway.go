@@ -182,16 +182,16 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 		if format == statusOpenMetrics {
 			accept, _ := r.Params.Get("HTTP_ACCEPT")
 			ctype, body := g.statusMetrics(accept)
-			writeStatusBody(w, ctype, body)
+			writeStatusBody(w, ctype, body, g.idHeaderLine(st))
 		} else {
-			writeStatus(w, s, format, full, time.Now())
+			writeStatus(w, s, format, full, time.Now(), g.idHeaderLine(st))
 		}
 		st.status, st.obs.ownPage = 200, true
 		return
 	}
 	if g.opts.PingPath != "" && isPath(split, g.opts.PingPath) {
 		st.status, st.obs.ownPage = 200, true
-		io.WriteString(w, "Status: 200 OK\r\nContent-Type: text/plain\r\n"+
+		io.WriteString(w, "Status: 200 OK\r\nContent-Type: text/plain\r\n"+g.idHeaderLine(st)+
 			"Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\nCache-Control: no-cache, no-store, must-revalidate, max-age=0\r\n\r\npong\n")
 		return
 	}
@@ -455,6 +455,15 @@ func (g *Gateway) fail(st *requestState, err error) int {
 	}
 }
 
+// idHeaderLine is the X-Request-ID header line of the gateway's own responses, or "" without
+// Options.RequestIDHeader.
+func (g *Gateway) idHeaderLine(st *requestState) string {
+	if !st.idHeader {
+		return ""
+	}
+	return string(appendIDHeader(nil, st.obs.id))
+}
+
 // refused counts a 503 by cause.
 func (g *Gateway) refused(cause int) {
 	if g.metrics != nil {
@@ -465,10 +474,7 @@ func (g *Gateway) refused(cause int) {
 // plainError writes a short text/plain response of the gateway's own; it returns status.
 func (g *Gateway) plainError(st *requestState, status int, extraHeaders string) int {
 	text := statusText(status)
-	if st.idHeader {
-		var buf [64 + maxRequestIDLen]byte
-		extraHeaders += string(appendIDHeader(buf[:0], st.obs.id))
-	}
+	extraHeaders += g.idHeaderLine(st)
 	fmt.Fprintf(st.w, "Status: %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n%s\r\n%d %s\n", status, text, extraHeaders, status, text)
 	return status
 }

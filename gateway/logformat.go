@@ -55,7 +55,7 @@ var fieldNames = [numFields]string{
 const combinedTemplate = `{remote_addr} - {remote_user} [{time}] "{request}" {status} {bytes_out} "{referer}" "{user_agent}" {request_time} {request_id} {queue_wait}`
 
 // jsonPreset lists the json preset's fields.
-var jsonPreset = []logField{fieldTimeISO8601, fieldRequestID, fieldRemoteAddr, fieldRemoteUser, fieldHost,
+var jsonPreset = []logField{fieldTime, fieldRequestID, fieldRemoteAddr, fieldRemoteUser, fieldHost,
 	fieldMethod, fieldURI, fieldProtocol, fieldStatus, fieldBytesIn, fieldBytesOut, fieldReferer, fieldUserAgent,
 	fieldQueueWait, fieldAppTime, fieldRequestTime, fieldWorkerPID}
 

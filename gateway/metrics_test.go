@@ -89,8 +89,8 @@ func TestMetrics(t *testing.T) {
 			p["HTTP_ACCEPT"] = accept
 		}
 		rec := do(t, sock, p, nil)
-		if rec.Code != 200 {
-			t.Fatalf("scrape: %d %s", rec.Code, rec.Body)
+		if rec.Code != 200 || len(rec.Header().Get("X-Request-ID")) != generatedIDLen {
+			t.Fatalf("scrape: %d, X-Request-ID %q: %s", rec.Code, rec.Header().Get("X-Request-ID"), rec.Body)
 		}
 		return rec.Header().Get("Content-Type") + "\n" + rec.Body.String()
 	}

@@ -93,19 +93,21 @@ func parseStatusQuery(q string) (statusFormat, bool) {
 
 func has(v url.Values, k string) bool { _, ok := v[k]; return ok }
 
-// writeStatus writes the CGI response of the status page in php-fpm's text or JSON.
-func writeStatus(w io.Writer, s Status, format statusFormat, full bool, now time.Time) {
+// writeStatus writes the CGI response of the status page in php-fpm's text or JSON; extra
+// holds more header lines.
+func writeStatus(w io.Writer, s Status, format statusFormat, full bool, now time.Time, extra string) {
 	if format == statusJSON {
-		writeStatusBody(w, "application/json", statusJSONBody(s, full, now))
+		writeStatusBody(w, "application/json", statusJSONBody(s, full, now), extra)
 		return
 	}
-	writeStatusBody(w, "text/plain; charset=utf-8", statusTextBody(s, full, now))
+	writeStatusBody(w, "text/plain; charset=utf-8", statusTextBody(s, full, now), extra)
 }
 
-// writeStatusBody writes a status page response: body, of type ctype, not to be cached.
-func writeStatusBody(w io.Writer, ctype string, body []byte) {
-	fmt.Fprintf(w, "Status: 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n"+
-		"Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\nCache-Control: no-cache, no-store, must-revalidate, max-age=0\r\n\r\n", ctype, len(body))
+// writeStatusBody writes a status page response: body, of type ctype, not to be cached;
+// extra holds more header lines.
+func writeStatusBody(w io.Writer, ctype string, body []byte, extra string) {
+	fmt.Fprintf(w, "Status: 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s"+
+		"Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\nCache-Control: no-cache, no-store, must-revalidate, max-age=0\r\n\r\n", ctype, len(body), extra)
 	w.Write(body)
 }
 
