@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
@@ -198,4 +199,28 @@ func BenchmarkRequestID(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkAccount records a finished request as ServeFCGI does: the metrics alone, and the
+// metrics with the combined access log line.
+func BenchmarkAccount(b *testing.B) {
+	t0 := time.Now()
+	for _, bc := range []struct {
+		name string
+		log  *AccessLog
+	}{
+		{"metrics", nil},
+		{"metrics+accesslog", NewAccessLog(io.Discard, mustFormat(b, "combined"))},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			g := New(echoDispatcher{}, Options{StatusPath: "/status", Status: fakeStatus{}, AccessLog: bc.log})
+			st := &requestState{status: 200, bytes: 13, req: startedAt(t0.Add(time.Millisecond)),
+				obs: requestObs{arrived: t0, queueStart: t0, dispatched: true, id: []byte("0123456789abcdef0123456789abcdef")}}
+			end := t0.Add(3 * time.Millisecond)
+			b.ReportAllocs()
+			for b.Loop() {
+				g.account(st, end)
+			}
+		})
+	}
 }

@@ -420,7 +420,7 @@ func scrapeMetricsAt(t *testing.T, g *gateway, path, accept string) string {
 }
 
 // checkMetrics runs promtool check metrics on the Prometheus text. Debian's promtool parses
-// only that format (prometheus/prometheus#8932): of the OpenMetrics answer it checks what
+// only that format (it has no OpenMetrics parser): of the OpenMetrics answer it checks what
 // OpenMetrics adds, that every counter's samples end in _total and that # EOF ends it.
 func checkMetrics(t *testing.T, om, text string) {
 	t.Helper()
