@@ -37,7 +37,8 @@ func benchPair(name, value string) []byte {
 // BenchmarkServeFCGI sends one small GET at a time on one kept connection (as nginx with
 // fastcgi_keep_conn does) through the gateway to a dispatcher that answers at once. The
 // "status" case has the status page on, so the gateway hands each request's method, URI and
-// length to the pool for it (pyrunner.Request.Info).
+// length to the pool for it (pyrunner.Request.Info), and records the request metrics; the
+// "status+accesslog" case writes the combined access log line too.
 func BenchmarkServeFCGI(b *testing.B) {
 	for _, bc := range []struct {
 		name string
@@ -45,6 +46,7 @@ func BenchmarkServeFCGI(b *testing.B) {
 	}{
 		{"plain", Options{}},
 		{"status", Options{StatusPath: "/fcgi-status", Status: fakeStatus{}}},
+		{"status+accesslog", Options{StatusPath: "/fcgi-status", Status: fakeStatus{}, AccessLog: NewAccessLog(io.Discard, mustFormat(b, "combined"))}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			srv := &fcgi.Server{Handler: New(echoDispatcher{}, bc.opts)}

@@ -56,6 +56,9 @@ type Options struct {
 	Status StatusSource
 	// PoolName names the pool on the status page (default "wsgi-fcgi").
 	PoolName string
+	// RequestIDHeader adds X-Request-ID, the request's id, to every response (unless the
+	// app sets it itself).
+	RequestIDHeader bool
 	// Logger receives request errors (default: discarded).
 	Logger hclog.Logger
 }
@@ -71,6 +74,8 @@ type Gateway struct {
 	started  time.Time
 	accepted atomic.Uint64 // requests accepted, for the status page
 	track    bool          // the status page is on: requests carry pyrunner.RequestInfo
+	ids      *idSource     // generates request ids (requestid.go)
+	metrics  *metrics      // with the status page (metrics.go); nil without
 
 	// warned holds the path shapes already warned about: one warning per distinct shape of
 	// contradicting params, never one per request. Its keys are a fixed set of rule names.
@@ -90,6 +95,10 @@ func New(pool Dispatcher, opts Options) *Gateway {
 	}
 	g := &Gateway{opts: opts, mount: []byte(NormalizeMount(opts.Mount)), pool: pool, log: opts.Logger, started: time.Now()}
 	g.track = opts.StatusPath != "" && opts.Status != nil
+	g.ids = newIDSource()
+	if g.track {
+		g.metrics = newMetrics(g, opts.Status)
+	}
 	g.state.New = func() any { return &requestState{cgi: make([]byte, 0, 1024)} }
 	return g
 }
@@ -118,7 +127,10 @@ type requestState struct {
 	// declared is the Content-Length the app's response declared, or -1 when it declared
 	// none or its response has no body (HEAD, 204, 304).
 	declared int64
-	head     bool // the request is a HEAD
+	head     bool       // the request is a HEAD
+	obs      requestObs // its id and times (requestid.go)
+	// idHeader: the response gets an X-Request-ID header (Options.RequestIDHeader).
+	idHeader bool
 }
 
 // paramValue looks up a CGI param of the request being served.
@@ -128,13 +140,10 @@ func (cw *cgiWriter) paramValue(name string) ([]byte, bool) { return cw.params.G
 func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 	g.accepted.Add(1)
 	st := g.state.Get().(*requestState)
-	var start time.Time
-	if g.opts.AccessLog != nil {
-		start = time.Now()
-	}
+	st.obs = requestObs{arrived: time.Now()}
 	defer func() {
-		if g.opts.AccessLog != nil {
-			g.logAccess(st, start)
+		if g.opts.AccessLog != nil || g.metrics != nil {
+			g.account(st, time.Now())
 		}
 		st.w, st.params = nil, nil
 		st.status, st.bytes, st.declared = 0, 0, -1
@@ -147,6 +156,7 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 	st.declared = -1
 	method, _ := r.Params.Get("REQUEST_METHOD")
 	st.head = string(method) == "HEAD"
+	st.idHeader = g.opts.RequestIDHeader
 	req := &st.req
 	req.Reset()
 
@@ -154,10 +164,11 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 	*c = cgiRequest{}
 	for i, n := 0, r.Params.Len(); i < n; i++ {
 		name, value := r.Params.At(i)
-		if c.classify(name, value) == passParam {
+		if c.classify(name, value) == passParam && !st.obs.param(name, value) {
 			req.EnvBytes(name, value)
 		}
 	}
+	g.identify(&st.obs, req)
 	c.forwarded(g.opts.TrustedProxies)
 	if c.hasRemoteAddr {
 		req.Env("REMOTE_ADDR", c.remoteAddr)
@@ -175,13 +186,19 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 		format, full := parseStatusQuery(string(q))
 		s := g.opts.Status.Status(full)
 		s.Pool, s.StartTime, s.AcceptedConn = g.opts.PoolName, g.started, g.accepted.Load()
-		writeStatus(w, s, format, full, time.Now())
-		st.status = 200
+		if format == statusOpenMetrics {
+			accept, _ := r.Params.Get("HTTP_ACCEPT")
+			ctype, body := g.statusMetrics(accept)
+			writeStatusBody(w, ctype, body, g.idHeaderLine(st))
+		} else {
+			writeStatus(w, s, format, full, time.Now(), g.idHeaderLine(st))
+		}
+		st.status, st.obs.ownPage = 200, true
 		return
 	}
 	if g.opts.PingPath != "" && isPath(split, g.opts.PingPath) {
-		st.status = 200
-		io.WriteString(w, "Status: 200 OK\r\nContent-Type: text/plain\r\n"+
+		st.status, st.obs.ownPage = 200, true
+		io.WriteString(w, "Status: 200 OK\r\nContent-Type: text/plain\r\n"+g.idHeaderLine(st)+
 			"Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\nCache-Control: no-cache, no-store, must-revalidate, max-age=0\r\n\r\npong\n")
 		return
 	}
@@ -196,23 +213,25 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 	req.EnvString("wsgi.url_scheme", c.urlScheme())
 	roleEnv(req, r)
 
-	cleanup, status := g.prepareBody(req, c, r)
+	cleanup, status := g.prepareBody(st, r)
 	if cleanup != nil {
 		defer cleanup()
 	}
 	if status != 0 {
-		st.status = g.plainError(w, status, "")
+		st.status = g.plainError(st, status, "")
 		return
 	}
+	st.obs.dispatched = true
 	if err := g.pool.Do(r.Context(), req, (*cgiWriter)(st)); err != nil {
-		st.status = g.fail(w, c, err)
+		st.status = g.fail(st, err)
 	} else if st.declared > st.bytes {
 		// The app ended its body short of the length it declared: passed on, the web server
 		// would wait for the rest, or keep the client's connection and let the next response
 		// complete this body. Cut it, as a failure after the response began. (A longer body
 		// never gets here: the worker stops it at the declared length.)
 		g.log.Error("response cut short: the app's body is shorter than its Content-Length",
-			"uri", string(c.requestURI), "content_length", st.declared, "body_bytes", st.bytes)
+			"uri", string(c.requestURI), "content_length", st.declared, "body_bytes", st.bytes,
+			"request_id", string(st.obs.id))
 		w.Abort()
 	}
 }
@@ -221,35 +240,6 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 func isPath(split pathResult, p string) bool {
 	n := len(split.script)
 	return len(p) == n+len(split.path) && p[:n] == string(split.script) && p[n:] == string(split.path)
-}
-
-// logAccess writes the access log line of the request st served.
-func (g *Gateway) logAccess(st *requestState, start time.Time) {
-	get := func(name string) []byte {
-		if st.params == nil {
-			return nil
-		}
-		v, _ := st.params.Get(name)
-		return v
-	}
-	e := accessEntry{
-		start:     start,
-		duration:  time.Since(start),
-		remote:    st.c.remoteAddr,
-		user:      get("REMOTE_USER"),
-		method:    get("REQUEST_METHOD"),
-		uri:       st.c.requestURI,
-		protocol:  get("SERVER_PROTOCOL"),
-		status:    st.status,
-		bytes:     st.bytes,
-		referer:   get("HTTP_REFERER"),
-		userAgent: get("HTTP_USER_AGENT"),
-		workerPID: st.req.WorkerPID,
-	}
-	if e.status == 0 {
-		e.status = 499 // the response never started: the web server went away (nginx's code)
-	}
-	g.opts.AccessLog.log(&e)
 }
 
 // warnShape logs, once per distinct shape, that the front end's path params contradict each
@@ -268,17 +258,19 @@ func (g *Gateway) warnShape(split pathResult, c *cgiRequest) {
 // prepareBody settles CONTENT_LENGTH and the body the worker reads. A body without a usable
 // length is spooled first, because most frameworks read CONTENT_LENGTH and ignore
 // wsgi.input_terminated. It returns a non-zero HTTP status when the request must be refused.
-func (g *Gateway) prepareBody(req *pyrunner.Request, c *cgiRequest, r *fcgi.Request) (cleanup func(), status int) {
+func (g *Gateway) prepareBody(st *requestState, r *fcgi.Request) (cleanup func(), status int) {
+	req, c := &st.req, &st.c
 	length, ok := c.declaredLength()
 	switch {
 	case ok:
 		// With a length, a Transfer-Encoding the web server passed on no longer applies
 		// (nginx de-chunks a body and still sends the client's header): it is dropped.
 		if g.opts.MaxBody > 0 && length > g.opts.MaxBody {
-			g.log.Warn("request body over the limit", "uri", string(c.requestURI), "length", length, "max_body", g.opts.MaxBody)
+			g.log.Warn("request body over the limit", "request_id", string(req.ID), "uri", string(c.requestURI), "length", length, "max_body", g.opts.MaxBody)
 			return nil, 413
 		}
 		req.Env("CONTENT_LENGTH", c.contentLength)
+		st.obs.bytesIn = length
 		if !g.inline(req, r.Body, length) {
 			return nil, 400
 		}
@@ -296,13 +288,14 @@ func (g *Gateway) prepareBody(req *pyrunner.Request, c *cgiRequest, r *fcgi.Requ
 	sp, err := spool(r.Body, g.opts.SpoolMemory, g.opts.MaxBody, g.opts.TempDir)
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
-			g.log.Warn("request body over the limit", "uri", string(c.requestURI), "max_body", g.opts.MaxBody)
+			g.log.Warn("request body over the limit", "request_id", string(req.ID), "uri", string(c.requestURI), "max_body", g.opts.MaxBody)
 			return nil, 413
 		}
-		g.log.Warn("request body not received", "uri", string(c.requestURI), "error", err)
+		g.log.Warn("request body not received", "request_id", string(req.ID), "uri", string(c.requestURI), "error", err)
 		return nil, 400
 	}
 	req.EnvString("CONTENT_LENGTH", strconv.FormatInt(sp.size, 10))
+	st.obs.bytesIn = sp.size
 	if !g.inline(req, sp, sp.size) {
 		sp.Close()
 		return nil, 400
@@ -372,9 +365,13 @@ func (cw *cgiWriter) WriteHeader(status []byte, h pyrunner.Header) error {
 	b = append(b, '\r', '\n')
 	success := status[0] == '2'
 	bodyless := cw.head || cw.status == 204 || cw.status == 304
+	idHeader := cw.idHeader
 	h.Each(func(name, value []byte) {
 		if !bodyless && cw.declared < 0 && len(name) == 14 && bytes.EqualFold(name, []byte("Content-Length")) {
 			cw.declared = parseLength(value)
+		}
+		if idHeader && len(name) == len("X-Request-ID") && bytes.EqualFold(name, []byte("X-Request-ID")) {
+			idHeader = false // the app's own
 		}
 		b = append(b, name...)
 		b = append(b, ':', ' ')
@@ -387,6 +384,9 @@ func (cw *cgiWriter) WriteHeader(status []byte, h pyrunner.Header) error {
 		b = append(b, value...)
 		b = append(b, '\r', '\n')
 	})
+	if idHeader {
+		b = appendIDHeader(b, cw.obs.id)
+	}
 	b = append(b, '\r', '\n')
 	cw.cgi = b
 	_, err := cw.w.Write(b)
@@ -441,52 +441,78 @@ func (cw *cgiWriter) SetWriteDeadline(t time.Time) error { return cw.w.SetWriteD
 
 // fail answers for a request the pool could not serve. It returns the status sent (for the
 // access log), or 0 when nothing could be.
-func (g *Gateway) fail(w *fcgi.ResponseWriter, c *cgiRequest, err error) int {
+func (g *Gateway) fail(st *requestState, err error) int {
+	w, uri, id := st.w, string(st.c.requestURI), string(st.obs.id)
 	var xe *pyrunner.ExchangeError
 	switch {
 	case errors.Is(err, pyrunner.ErrQueueFull), errors.Is(err, pyrunner.ErrQueueTimeout):
-		g.log.Warn("request refused: no free worker", "uri", string(c.requestURI), "error", err)
-		return g.plainError(w, 503, "Retry-After: 1\r\n")
+		g.log.Warn("request refused: no free worker", "request_id", id, "uri", uri, "error", err)
+		if errors.Is(err, pyrunner.ErrQueueFull) {
+			g.refused(refusedQueueFull)
+		} else {
+			g.refused(refusedQueueTimeout)
+		}
+		return g.plainError(st, 503, "Retry-After: 1\r\n")
 	case errors.Is(err, pyrunner.ErrClosed):
-		return g.plainError(w, 503, "Retry-After: 1\r\n")
+		g.refused(refusedClosing)
+		return g.plainError(st, 503, "Retry-After: 1\r\n")
 	case errors.As(err, &xe) && xe.Started:
 		// The status went out already: cut the response so the web server does not pass a
 		// truncated body off as whole.
 		if !errors.Is(err, fcgi.ErrConnClosed) && !errors.Is(err, pyrunner.ErrCanceled) {
-			g.log.Error("response cut short", "uri", string(c.requestURI), "error", err)
+			g.log.Error("response cut short", "request_id", id, "uri", uri, "error", err)
 		}
 		w.Abort()
 		return 0
 	case errors.As(err, &xe) && errors.Is(err, pyrunner.ErrBadHeader):
-		g.log.Error("app sent an invalid response header", "uri", string(c.requestURI), "error", err)
-		return g.plainError(w, 500, "")
+		g.log.Error("app sent an invalid response header", "request_id", id, "uri", uri, "error", err)
+		return g.plainError(st, 500, "")
 	case errors.As(err, &xe) && errors.Is(err, pyrunner.ErrTimeout):
 		// Past --timeout the pool logged the worker's Python stack and killed it; past
 		// --soft-timeout it interrupted the app and keeps the worker.
-		g.log.Error("request timed out", "uri", string(c.requestURI), "error", err)
-		return g.plainError(w, 504, "")
+		g.log.Error("request timed out", "request_id", id, "uri", uri, "error", err)
+		return g.plainError(st, 504, "")
 	case errors.Is(err, pyrunner.ErrCanceled):
 		// The web server gave up on the request: the worker was told to stop it.
+		g.log.Debug("request cancelled by the web server", "request_id", id, "uri", uri, "error", err)
 		return 0
 	case errors.As(err, &xe):
-		g.log.Error("worker failed", "uri", string(c.requestURI), "error", err)
-		return g.plainError(w, 502, "")
+		g.log.Error("worker failed", "request_id", id, "uri", uri, "error", err)
+		return g.plainError(st, 502, "")
 	case errors.Is(err, context.Canceled):
 		// The web server aborted the request while it waited for a worker.
+		g.log.Debug("request cancelled by the web server while it waited for a worker", "request_id", id, "uri", uri)
 		return 0
 	default:
 		// An error writing to the web server: it went away; nothing to answer.
 		if !errors.Is(err, fcgi.ErrConnClosed) && !errors.Is(err, fcgi.ErrRequestAborted) {
-			g.log.Debug("response not delivered", "uri", string(c.requestURI), "error", err)
+			g.log.Debug("response not delivered", "request_id", id, "uri", uri, "error", err)
 		}
 		return 0
 	}
 }
 
+// idHeaderLine is the X-Request-ID header line of the gateway's own responses, or "" without
+// Options.RequestIDHeader.
+func (g *Gateway) idHeaderLine(st *requestState) string {
+	if !st.idHeader {
+		return ""
+	}
+	return string(appendIDHeader(nil, st.obs.id))
+}
+
+// refused counts a 503 by cause.
+func (g *Gateway) refused(cause int) {
+	if g.metrics != nil {
+		g.metrics.refused[cause].Inc()
+	}
+}
+
 // plainError writes a short text/plain response of the gateway's own; it returns status.
-func (g *Gateway) plainError(w *fcgi.ResponseWriter, status int, extraHeaders string) int {
+func (g *Gateway) plainError(st *requestState, status int, extraHeaders string) int {
 	text := statusText(status)
-	fmt.Fprintf(w, "Status: %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n%s\r\n%d %s\n", status, text, extraHeaders, status, text)
+	extraHeaders += g.idHeaderLine(st)
+	fmt.Fprintf(st.w, "Status: %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n%s\r\n%d %s\n", status, text, extraHeaders, status, text)
 	return status
 }
 

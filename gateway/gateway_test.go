@@ -236,7 +236,7 @@ func TestLocationLocalRedirect(t *testing.T) {
 
 func TestPingAndAccessLog(t *testing.T) {
 	var logBuf bytes.Buffer
-	alog := NewAccessLog(&logBuf, AccessLogCombined)
+	alog := NewAccessLog(&logBuf, mustFormat(t, "combined"))
 	sock := serveTestApp(t, Options{PingPath: "/fcgi-ping", AccessLog: alog})
 
 	rec := do(t, sock, baseParams(map[string]string{"SCRIPT_NAME": "/fcgi-ping", "REQUEST_URI": "/fcgi-ping"}), nil)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -32,8 +31,24 @@ type Status struct {
 	MaxActiveProcesses int    // "max active processes"
 	MaxChildrenReached uint64 // "max children reached": times a request found every worker busy at the maximum
 	SlowRequests       uint64 // "slow requests"
+	// MemoryPeak is php-fpm 8.4's "memory peak": here the highest peak resident memory
+	// (VmHWM) of any worker process, in bytes, as read when the status is asked for.
+	MemoryPeak int64
 
 	Processes []ProcessStatus // with "full"
+
+	// For the metrics only.
+	Starting, Draining         int    // workers (threads) starting, and retired and finishing
+	HardTimeouts, SoftTimeouts uint64 // requests stopped at --timeout, at --soft-timeout
+	WorkerExits                []ExitCount
+	Reloads, FailedReloads     uint64
+	MaxRSS                     int64 // the --max-rss limit (0: none)
+}
+
+// ExitCount is how many worker processes ended for one cause.
+type ExitCount struct {
+	Cause string
+	Count uint64
 }
 
 // ProcessStatus is one worker's row on the full status page.
@@ -78,20 +93,21 @@ func parseStatusQuery(q string) (statusFormat, bool) {
 
 func has(v url.Values, k string) bool { _, ok := v[k]; return ok }
 
-// writeStatus writes the CGI response of the status page.
-func writeStatus(w io.Writer, s Status, format statusFormat, full bool, now time.Time) {
-	var ctype string
-	var body []byte
-	switch format {
-	case statusJSON:
-		ctype, body = "application/json", statusJSONBody(s, full, now)
-	case statusOpenMetrics:
-		ctype, body = "text/plain; version=0.0.4; charset=utf-8", statusMetricsBody(s)
-	default:
-		ctype, body = "text/plain; charset=utf-8", statusTextBody(s, full, now)
+// writeStatus writes the CGI response of the status page in php-fpm's text or JSON; extra
+// holds more header lines.
+func writeStatus(w io.Writer, s Status, format statusFormat, full bool, now time.Time, extra string) {
+	if format == statusJSON {
+		writeStatusBody(w, "application/json", statusJSONBody(s, full, now), extra)
+		return
 	}
-	fmt.Fprintf(w, "Status: 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n"+
-		"Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\nCache-Control: no-cache, no-store, must-revalidate, max-age=0\r\n\r\n", ctype, len(body))
+	writeStatusBody(w, "text/plain; charset=utf-8", statusTextBody(s, full, now), extra)
+}
+
+// writeStatusBody writes a status page response: body, of type ctype, not to be cached;
+// extra holds more header lines.
+func writeStatusBody(w io.Writer, ctype string, body []byte, extra string) {
+	fmt.Fprintf(w, "Status: 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s"+
+		"Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\nCache-Control: no-cache, no-store, must-revalidate, max-age=0\r\n\r\n", ctype, len(body), extra)
 	w.Write(body)
 }
 
@@ -116,6 +132,7 @@ func statusTextBody(s Status, full bool, now time.Time) []byte {
 	line("max active processes", s.MaxActiveProcesses)
 	line("max children reached", s.MaxChildrenReached)
 	line("slow requests", s.SlowRequests)
+	line("memory peak", s.MemoryPeak)
 	if full {
 		for _, p := range s.Processes {
 			b.WriteString("\n************************\n")
@@ -161,6 +178,7 @@ type phpfpmJSON struct {
 	MaxActiveProcesses int             `json:"max active processes"`
 	MaxChildrenReached uint64          `json:"max children reached"`
 	SlowRequests       uint64          `json:"slow requests"`
+	MemoryPeak         int64           `json:"memory peak"`
 	Processes          []phpfpmProcess `json:"processes,omitempty"`
 }
 
@@ -186,7 +204,7 @@ func statusJSONBody(s Status, full bool, now time.Time) []byte {
 		AcceptedConn: s.AcceptedConn, ListenQueue: s.ListenQueue, MaxListenQueue: s.MaxListenQueue,
 		ListenQueueLen: s.ListenQueueLen, IdleProcesses: s.IdleProcesses, ActiveProcesses: s.ActiveProcesses,
 		TotalProcesses: s.TotalProcesses, MaxActiveProcesses: s.MaxActiveProcesses,
-		MaxChildrenReached: s.MaxChildrenReached, SlowRequests: s.SlowRequests,
+		MaxChildrenReached: s.MaxChildrenReached, SlowRequests: s.SlowRequests, MemoryPeak: s.MemoryPeak,
 	}
 	if full {
 		j.Processes = make([]phpfpmProcess, 0, len(s.Processes))
@@ -201,29 +219,4 @@ func statusJSONBody(s Status, full bool, now time.Time) []byte {
 	}
 	b, _ := json.Marshal(j)
 	return b
-}
-
-// statusMetricsBody is the Prometheus text exposition format (what ?openmetrics asks php-fpm
-// for, written so that promtool check metrics finds nothing to fix): php-fpm's metric names
-// under a wsgi_fcgi_ prefix, counters ending in _total.
-func statusMetricsBody(s Status) []byte {
-	var b strings.Builder
-	metric := func(name, typ, help string, v float64) {
-		name = "wsgi_fcgi_" + name
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s{pool=%s} %s\n", name, help, name, typ, name,
-			strconv.Quote(s.Pool), strconv.FormatFloat(v, 'f', -1, 64))
-	}
-	metric("up", "gauge", "Whether the pool answered.", 1)
-	metric("start_time_seconds", "gauge", "When the gateway started, in Unix seconds.", float64(s.StartTime.Unix()))
-	metric("accepted_connections_total", "counter", "Requests accepted.", float64(s.AcceptedConn))
-	metric("listen_queue", "gauge", "Requests waiting for a free worker.", float64(s.ListenQueue))
-	metric("max_listen_queue", "gauge", "Most requests ever waiting for a free worker.", float64(s.MaxListenQueue))
-	metric("listen_queue_length", "gauge", "Size of the queue of requests waiting for a worker.", float64(s.ListenQueueLen))
-	metric("idle_processes", "gauge", "Idle workers.", float64(s.IdleProcesses))
-	metric("active_processes", "gauge", "Workers serving a request.", float64(s.ActiveProcesses))
-	metric("total_processes", "gauge", "Workers, idle and active.", float64(s.TotalProcesses))
-	metric("max_active_processes", "gauge", "Most workers ever active at once.", float64(s.MaxActiveProcesses))
-	metric("max_children_reached_total", "counter", "Times a request found every worker busy at the maximum.", float64(s.MaxChildrenReached))
-	metric("slow_requests_total", "counter", "Requests that passed the slow-request threshold.", float64(s.SlowRequests))
-	return []byte(b.String())
 }

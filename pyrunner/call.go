@@ -135,7 +135,7 @@ func (r *Request) newCall(rw ResponseWriter) *call {
 		done = make(chan error, 1)
 	}
 	*c = call{req: r, rw: rw, done: done, arrived: time.Now(), inline: r.Body == nil}
-	r.WorkerPID = 0
+	r.WorkerPID, r.Started = 0, time.Time{}
 	return c
 }
 

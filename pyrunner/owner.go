@@ -215,7 +215,7 @@ func (w *worker) begin(c *call) {
 	w.cur, w.startedAt, w.started, w.stopped, w.skipped = c, now, false, false, false
 	w.inlineReq = c == nil || c.inline // a ghost was sent ahead: its body went whole
 	w.slowAt, w.softAt, w.killAt, w.resendAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	w.stopReason, w.drained, w.stoppedURI = 0, 0, ""
+	w.stopReason, w.drained, w.stoppedURI, w.stoppedID = 0, 0, "", ""
 	if o.Timeout > 0 {
 		w.killAt = now.Add(o.Timeout)
 	}
@@ -228,7 +228,9 @@ func (w *worker) begin(c *call) {
 	w.serving.Store(true)
 	w.armDeadline()
 	if c != nil {
-		c.req.WorkerPID = w.p.pid
+		// For a request written ahead, now is when the worker's previous response ended: the
+		// moment the runner turns to it.
+		c.req.WorkerPID, c.req.Started = w.p.pid, now
 		if sw, ok := c.rw.(interface{ SetWriteDeadline(time.Time) error }); ok {
 			sw.SetWriteDeadline(earliest(w.softAt, w.killAt))
 		}
@@ -370,14 +372,18 @@ func (w *worker) lose(err error, neverStarted bool) bool {
 		if w.stopped {
 			err = fmt.Errorf("%w: it did not stop within %v of being cancelled", ErrTimeout, w.pool.opts.CancelGrace)
 			w.log.Error("request did not stop when cancelled: killing the worker; its Python stack follows",
-				"cancel_grace", w.pool.opts.CancelGrace, "uri", w.uri(), "stack", w.p.dumpStack())
+				"cancel_grace", w.pool.opts.CancelGrace, "request_id", w.requestID(), "uri", w.uri(), "stack", w.p.dumpStack())
 		} else {
+			w.pool.st.hardTimeouts.Add(1)
 			err = fmt.Errorf("%w after %v", ErrTimeout, time.Since(w.startedAt).Round(time.Millisecond))
 			w.log.Error("request timed out: killing the worker; its Python stack follows",
-				"timeout", w.pool.opts.Timeout, "uri", w.uri(), "stack", w.p.dumpStack())
+				"timeout", w.pool.opts.Timeout, "request_id", w.requestID(), "uri", w.uri(), "stack", w.p.dumpStack())
 		}
 		w.pool.discard(w, true)
 	} else {
+		if !neverStarted && w.cur != nil && errors.Is(err, ErrWorkerDied) {
+			w.log.Warn("worker lost while running a request", "request_id", w.requestID(), "uri", w.uri(), "error", err)
+		}
 		w.pool.discard(w, !errors.Is(err, ErrWorkerDied))
 	}
 	head := w.cur
@@ -401,6 +407,15 @@ func (w *worker) lose(err error, neverStarted bool) bool {
 	}
 	w.end()
 	return false
+}
+
+// requestID is the running request's Request.ID for a log line; once it is detached, what it
+// was when it was stopped.
+func (w *worker) requestID() string {
+	if w.cur == nil {
+		return w.stoppedID
+	}
+	return string(w.cur.req.ID)
 }
 
 // uri is the running request's REQUEST_URI for a log line; once it is detached, what it was

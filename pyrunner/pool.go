@@ -78,7 +78,8 @@ type Pool struct {
 	deaths    int           // young deaths since the last backoff log line
 	reload    *reloadState
 
-	st poolStats // Snapshot's counters (status.go)
+	st poolStats   // Snapshot's counters (status.go)
+	ev eventCounts // exits, reloads (counters.go); guarded by mu
 }
 
 // startResult is a spawn goroutine's report.
@@ -330,6 +331,9 @@ func (p *Pool) onStarted(r startResult) {
 	defer p.mu.Unlock()
 	if r.err != nil {
 		p.removeLocked(pr)
+		if !p.closing {
+			p.ev.exits[ExitStartFailed]++
+		}
 		if rl := p.reload; rl != nil && pr.gen == rl.gen {
 			p.abortReloadLocked(r.err)
 			return
@@ -374,6 +378,7 @@ func (p *Pool) onExited(pr *process) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	prev := pr.slots[0].state
+	p.noteExitLocked(pr)
 	p.removeLocked(pr)
 	p.closeIdleMastersLocked()
 	lived := time.Since(pr.started).Round(time.Millisecond)

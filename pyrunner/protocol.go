@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -115,7 +116,14 @@ const (
 	marshalASCII          = 'a'
 	marshalASCIIIntn      = 'A'
 	marshalUnicode        = 'u'
+	marshalBinaryFloat    = 'g' // 8 bytes, an IEEE 754 double, little-endian
 )
+
+// appendMarshalFloat appends v as a marshal float.
+func appendMarshalFloat(b []byte, v float64) []byte {
+	b = append(b, marshalBinaryFloat)
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+}
 
 // appendMarshalString appends s, read as latin-1, as a marshal str. Keys are interned so that
 // the app's string literals find them by identity.

@@ -64,6 +64,7 @@ func (p *Pool) startReload(reply chan error) {
 func (p *Pool) abortReloadLocked(err error) {
 	rl := p.reload
 	p.reload = nil
+	p.ev.failedReloads++
 	for _, pr := range p.processesLocked() {
 		if pr.gen == rl.gen {
 			p.retireLocked(pr, "reload failed")
@@ -83,6 +84,7 @@ func (p *Pool) commitReloadLocked() {
 	rl := p.reload
 	p.reload = nil
 	p.setGenLocked(rl.gen)
+	p.ev.reloads++
 	old := 0
 	for _, pr := range p.processesLocked() {
 		if pr.gen < rl.gen {

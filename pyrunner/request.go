@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"time"
 )
 
 // requestPrefix is the frame header, environ_len and the marshal dict opener.
@@ -27,9 +28,15 @@ type Request struct {
 	Body io.Reader
 	// Info describes the request for a status page (Options.TrackRequests); not sent.
 	Info RequestInfo
+	// ID names the request in the pool's log lines about it (key "request_id"); not sent.
+	// The bytes must stay unchanged until Do returns.
+	ID []byte
 	// WorkerPID is set by Do: the pid of the worker process the request was handed to (for
 	// an access log); 0 when it reached none.
 	WorkerPID int
+	// Started is set by Do: when a worker started the request (see worker.begin); zero when
+	// none did. The time from the caller's arrival to Started is the request's queue wait.
+	Started time.Time
 
 	c call // Do's state for it (call.go)
 }
@@ -46,6 +53,8 @@ func (r *Request) Reset() {
 	r.Body = nil
 	r.Info = RequestInfo{}
 	r.WorkerPID = 0
+	r.ID = nil
+	r.Started = time.Time{}
 }
 
 func (r *Request) open() {
@@ -71,6 +80,13 @@ func (r *Request) EnvString(name, value string) {
 	r.open()
 	r.frame = appendMarshalString(r.frame, name, true)
 	r.frame = appendMarshalString(r.frame, value, false)
+}
+
+// EnvFloat adds an environ entry whose value is a float (the worker sees a Python float).
+func (r *Request) EnvFloat(name string, value float64) {
+	r.open()
+	r.frame = appendMarshalString(r.frame, name, true)
+	r.frame = appendMarshalFloat(r.frame, value)
 }
 
 // EnvBytes is Env for a name held as bytes (a CGI param passed through unchanged).
@@ -286,6 +302,8 @@ func nextMarshalString(b []byte) (s, rest []byte, ok bool) {
 	switch b[0] {
 	case marshalShortASCII, marshalShortASCIIIntn:
 		n, hdr = int(b[1]), 2
+	case marshalBinaryFloat:
+		n, hdr = 8, 1
 	case marshalASCII, marshalASCIIIntn, marshalUnicode:
 		if len(b) < 5 {
 			return nil, nil, false

@@ -49,6 +49,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 import traceback
 import types
 
@@ -939,6 +940,7 @@ class Response:
             "error",
             message,
             error=_one_line(kind, exc),
+            request_id=environ.get("wsgi_fcgi.request_id", ""),
             method=environ.get("REQUEST_METHOD", ""),
             uri=str(environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")),
             headers_sent=self.started,
@@ -954,6 +956,19 @@ class Response:
         else:
             self.chan.send_start(END, *error_response(tb))
             self.started = True
+
+
+def queue_times(environ, now):
+    """Add wsgi_fcgi.queue_wait: the seconds from the gateway's wsgi_fcgi.queue_start to now.
+
+    queue_start is when the request began to wait (its arrival in the gateway, or the web
+    server's X-Request-Start), a float of seconds since the epoch; now is when this worker
+    starts the request.
+    """
+    start = environ.get("wsgi_fcgi.queue_start")
+    if start is not None:
+        wait = now - start
+        environ["wsgi_fcgi.queue_wait"] = wait if wait > 0.0 else 0.0
 
 
 def _one_line(kind, exc):
@@ -1061,6 +1076,7 @@ class Worker(Lane):
         Errors are answered as PROTOCOL.md's "Behaviour at every break" says; a request the
         gateway cancels ends with ABORTED (PROTOCOL.md, "Interrupting the app").
         """
+        now = time.time()
         if len(payload) < 4:
             raise ChannelError("REQUEST of %d bytes" % len(payload))
         environ_end = 4 + U32.unpack_from(payload)[0]
@@ -1073,6 +1089,7 @@ class Worker(Lane):
         if type(environ) is not dict:
             raise ChannelError("REQUEST environ is a %s, not a dict" % type(environ).__name__)
         environ.update(self.static)
+        queue_times(environ, now)
         if flags & EOF and environ_end == len(payload):
             body = NO_BODY  # the common case, a request without a body
         else:
@@ -1114,6 +1131,7 @@ class Worker(Lane):
                 "debug",  # every client that leaves would be a line at info; the access log has 499
                 "request stopped: cancelled",
                 reason=REASON_NAMES[type(stopped)],
+                request_id=environ.get("wsgi_fcgi.request_id", ""),
                 method=environ.get("REQUEST_METHOD", ""),
                 uri=str(environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")),
             )
@@ -1124,6 +1142,7 @@ class Worker(Lane):
                 "app produced more body than its Content-Length; the excess was dropped",
                 content_length=response.length,
                 dropped=response.dropped,
+                request_id=environ.get("wsgi_fcgi.request_id", ""),
                 uri=environ.get("REQUEST_URI", ""),
             )
 

@@ -1399,6 +1399,8 @@ class _Stream:
     def __iter__(self):
         yield b"chunk0"
         for i in range(1, 100):
+            if "AT_GATE_FD" in self.environ:  # tell the test the generator is at the gate
+                os.write(int(self.environ["AT_GATE_FD"]), b".")
             _gate(self.environ)
             yield b"chunk%d" % i
 
@@ -1782,11 +1784,16 @@ class CancelTest(unittest.TestCase):
         # What stops a cancelled request in a thread other than the main one under PyPy, which
         # has no SetAsyncExc to interrupt it (so no SIGUSR2 here): the board check after its
         # next chunk.
-        proc, conns, board, _, gate_w, fds = self.start_threads()
+        proc, conns, board, notify_r, gate_w, fds = self.start_threads()
+        fds["AT_GATE_FD"] = fds.pop("NOTIFY_FD")
         conns[1].sock.sendall(request_frame(dict(base_environ("/stream"), **fds), seq=1))
         frame = conns[1].recv()
         self.assertEqual(frame.type, START)
         self.assertTrue(frame.payload.endswith(b"chunk0"))
+        # Cancel only once the generator waits for chunk 1: cancelled earlier, the board check
+        # after chunk 0 would stop it before chunk 1 (as it should), and chunk 1 never comes.
+        self.assertTrue(select.select([notify_r], [], [], TIMEOUT)[0])
+        os.read(notify_r, 1)
         board.cancel(1, 1, channel=1)
         os.write(gate_w, b".")  # chunk 1 was being produced: it goes out, then the check stops it
         self.assertEqual(conns[1].recv(), Frame(DATA, 0, b"chunk1"))

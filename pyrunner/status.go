@@ -36,8 +36,22 @@ type Snapshot struct {
 	Waiting, MaxWaiting, QueueSize int
 	// SlowRequests counts the requests that ran past Options.SlowTimeout.
 	SlowRequests uint64
-	// SoftTimeouts counts the requests interrupted at Options.SoftTimeout.
-	SoftTimeouts uint64
+	// SoftTimeouts counts the requests interrupted at Options.SoftTimeout, HardTimeouts
+	// those whose worker was killed at Options.Timeout.
+	SoftTimeouts, HardTimeouts uint64
+	// Draining counts the workers (threads) retired and finishing, Exits the processes
+	// that ended, by cause (indexed by ExitCause).
+	Draining int
+	Exits    [NumExitCauses]uint64
+	// Reloads and FailedReloads count the reloads that took effect and those that failed
+	// (the old workers kept serving).
+	Reloads, FailedReloads uint64
+	// Threads is Options.Threads (Starting counts processes), MaxRSS Options.MaxRSS.
+	Threads int
+	MaxRSS  int64
+	// MemoryPeak is the highest peak resident memory (VmHWM) of any worker process the pool
+	// has read: at each Snapshot, of every live process.
+	MemoryPeak int64
 	// Workers has a row per idle or active worker, when Snapshot was asked for them.
 	Workers []WorkerSnapshot
 }
@@ -76,6 +90,18 @@ type poolStats struct {
 	maxChildrenReached uint64
 	slow               atomic.Uint64
 	softTimeouts       atomic.Uint64
+	hardTimeouts       atomic.Uint64
+	memoryPeak         atomic.Int64
+}
+
+// notePeak raises the memory peak to n if it is higher, and returns the peak.
+func (s *poolStats) notePeak(n int64) int64 {
+	for {
+		old := s.memoryPeak.Load()
+		if n <= old || s.memoryPeak.CompareAndSwap(old, n) {
+			return max(old, n)
+		}
+	}
 }
 
 // noteStateLocked keeps the count of busy workers of every generation, and its peak, as a
@@ -146,7 +172,14 @@ func (p *Pool) Snapshot(full bool) Snapshot {
 		QueueSize:          p.opts.QueueSize,
 		SlowRequests:       p.st.slow.Load(),
 		SoftTimeouts:       p.st.softTimeouts.Load(),
+		HardTimeouts:       p.st.hardTimeouts.Load(),
+		Exits:              p.ev.exits,
+		Reloads:            p.ev.reloads,
+		FailedReloads:      p.ev.failedReloads,
+		Threads:            p.opts.Threads,
+		MaxRSS:             p.opts.MaxRSS,
 	}
+	var live []int
 	var procs []*process
 	for w := range p.workers {
 		if w == w.p.slots[0] {
@@ -154,6 +187,7 @@ func (p *Pool) Snapshot(full bool) Snapshot {
 				s.Starting++
 			} else {
 				s.Processes++
+				live = append(live, w.p.pid)
 			}
 		}
 		switch w.state {
@@ -161,6 +195,9 @@ func (p *Pool) Snapshot(full bool) Snapshot {
 			s.Idle++
 		case stateBusy:
 			s.Active++
+		case stateDraining:
+			s.Draining++
+			continue
 		default:
 			continue
 		}
@@ -179,6 +216,13 @@ func (p *Pool) Snapshot(full bool) Snapshot {
 		}
 	}
 	p.mu.Unlock()
+	peak := int64(0)
+	for _, pid := range live {
+		if n, err := peakResidentBytes(pid); err == nil {
+			peak = max(peak, n)
+		}
+	}
+	s.MemoryPeak = p.st.notePeak(peak)
 	s.MaxActive = max(s.MaxActive, s.Active)
 	s.MaxWaiting = max(s.MaxWaiting, s.Waiting)
 	rss := map[int]int64{}

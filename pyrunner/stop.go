@@ -64,7 +64,7 @@ func (w *worker) onWake() error {
 	if !w.softAt.IsZero() && !now.Before(w.softAt) {
 		w.softAt = time.Time{}
 		w.pool.st.softTimeouts.Add(1)
-		w.log.Warn("request passed --soft-timeout: interrupting the app", "soft_timeout", w.pool.opts.SoftTimeout, "uri", w.uri())
+		w.log.Warn("request passed --soft-timeout: interrupting the app", "soft_timeout", w.pool.opts.SoftTimeout, "request_id", w.requestID(), "uri", w.uri())
 		w.stop(reasonSoftTimeout, fmt.Errorf("%w: soft timeout after %v", ErrTimeout, w.pool.opts.SoftTimeout))
 	}
 	if !w.resendAt.IsZero() && !now.Before(w.resendAt) {
@@ -89,7 +89,10 @@ func (w *worker) stop(reason uint32, err error) {
 		return
 	}
 	w.stopped, w.stopReason = true, reason
-	w.stoppedURI = w.uri() // for the log line if it has to be killed, once detached
+	w.stoppedURI, w.stoppedID = w.uri(), w.requestID() // for the log line if it has to be killed, once detached
+	if reason == reasonAborted && err != nil {
+		w.log.Debug("request cancelled: stopping the app", "request_id", w.stoppedID, "uri", w.stoppedURI, "cause", err)
+	}
 	w.p.board.cancel(w.ch, w.curN(), reason)
 	w.p.handle.Signal(syscall.SIGUSR2)
 	now := time.Now()

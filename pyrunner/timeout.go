@@ -28,7 +28,7 @@ func (w *worker) logSlow() {
 	w.pool.st.slow.Add(1)
 	stack := w.p.dumpStack()
 	w.log.Warn("slow request: its Python stack follows (the request goes on)",
-		"running", time.Since(w.startedAt).Round(time.Millisecond), "uri", w.uri(), "stack", stack)
+		"running", time.Since(w.startedAt).Round(time.Millisecond), "request_id", w.requestID(), "uri", w.uri(), "stack", stack)
 }
 
 // dumpStack asks the runner for every thread's Python stack (SIGUSR1, faulthandler) and
@@ -54,6 +54,30 @@ func (w *process) dumpStack() string {
 		w.dump.SetReadDeadline(quiet)
 	}
 	return strings.TrimRight(string(buf), "\n")
+}
+
+// peakResidentBytes reads a process's peak resident set size (VmHWM) from /proc/PID/status.
+func peakResidentBytes(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		v, ok := bytes.CutPrefix(line, []byte("VmHWM:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(v) // "1234 kB"
+		if len(f) != 2 || string(f[1]) != "kB" {
+			break
+		}
+		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/status: %w", pid, err)
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmHWM line", pid)
 }
 
 // residentBytes reads a process's resident set size from /proc/PID/statm.

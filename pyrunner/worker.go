@@ -91,7 +91,7 @@ type worker struct {
 	started, stopped, skipped bool
 	inlineReq, tracking       bool
 	stopReason                uint32
-	stoppedURI                string
+	stoppedURI, stoppedID     string
 	drained                   int
 
 	// Guarded by the pool's mu.

@@ -46,6 +46,7 @@ type Config struct {
 	Reload            Bool      `envconfig:"WSGI_FCGI_RELOAD"`
 	AccessLog         string    `envconfig:"WSGI_FCGI_ACCESS_LOG"`
 	AccessLogFormat   string    `envconfig:"WSGI_FCGI_ACCESS_LOG_FORMAT" default:"combined"`
+	RequestIDHeader   Bool      `envconfig:"WSGI_FCGI_REQUEST_ID_HEADER"`
 	MaxBody           ByteSize  `envconfig:"WSGI_FCGI_MAX_BODY" default:"1GiB"`
 	QueueSize         int       `envconfig:"WSGI_FCGI_QUEUE_SIZE" default:"1024"`
 	QueueTimeout      Duration  `envconfig:"WSGI_FCGI_QUEUE_TIMEOUT" default:"30s"`
@@ -260,10 +261,8 @@ func (c *Config) validate() error {
 	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
 		return c.invalid("log-level", "trace, debug, info, warn or error")
 	}
-	switch c.AccessLogFormat {
-	case "combined", "json":
-	default:
-		return c.invalid("access-log-format", "combined or json")
+	if _, err := gateway.ParseAccessLogFormat(c.AccessLogFormat); err != nil {
+		return c.invalid("access-log-format", "combined, json, json:FIELD,FIELD... or a template of {FIELD}s ("+errText(err)+")")
 	}
 	if c.PingPath != "" && !strings.HasPrefix(c.PingPath, "/") {
 		return c.invalid("ping-path", "a path that starts with /")

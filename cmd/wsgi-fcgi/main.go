@@ -200,15 +200,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}()
 	}
 	gw := gateway.New(pool, gateway.Options{
-		Mount:          cfg.Mount,
-		MaxBody:        int64(cfg.MaxBody),
-		TrustedProxies: trusted,
-		PingPath:       cfg.PingPath,
-		StatusPath:     cfg.StatusPath,
-		Status:         poolStatus{pool},
-		PoolName:       cfg.PoolName,
-		AccessLog:      accessLog,
-		Logger:         log.Named("gateway"),
+		Mount:           cfg.Mount,
+		MaxBody:         int64(cfg.MaxBody),
+		TrustedProxies:  trusted,
+		PingPath:        cfg.PingPath,
+		StatusPath:      cfg.StatusPath,
+		Status:          poolStatus{pool},
+		PoolName:        cfg.PoolName,
+		AccessLog:       accessLog,
+		RequestIDHeader: bool(cfg.RequestIDHeader),
+		Logger:          log.Named("gateway"),
 	})
 	stall := time.Duration(cfg.StallTimeout)
 	if stall == 0 {
@@ -299,9 +300,9 @@ func newLogger(cfg *Config, w io.Writer) hclog.Logger {
 // the function that flushes and closes it. The file is opened for appending (rotate it with
 // logrotate's copytruncate).
 func openAccessLog(cfg *Config, stdout io.Writer) (*gateway.AccessLog, func() error, error) {
-	format := gateway.AccessLogCombined
-	if cfg.AccessLogFormat == "json" {
-		format = gateway.AccessLogJSON
+	format, err := gateway.ParseAccessLogFormat(cfg.AccessLogFormat)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--access-log-format: %w", err)
 	}
 	switch cfg.AccessLog {
 	case "":

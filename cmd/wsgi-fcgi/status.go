@@ -27,6 +27,17 @@ func (s poolStatus) Status(full bool) gateway.Status {
 		MaxActiveProcesses: snap.MaxActive,
 		MaxChildrenReached: snap.MaxChildrenReached,
 		SlowRequests:       snap.SlowRequests,
+		MemoryPeak:         snap.MemoryPeak,
+		Starting:           snap.Starting * snap.Threads,
+		Draining:           snap.Draining,
+		HardTimeouts:       snap.HardTimeouts,
+		SoftTimeouts:       snap.SoftTimeouts,
+		Reloads:            snap.Reloads,
+		FailedReloads:      snap.FailedReloads,
+		MaxRSS:             snap.MaxRSS,
+	}
+	for c := range pyrunner.NumExitCauses {
+		st.WorkerExits = append(st.WorkerExits, gateway.ExitCount{Cause: c.String(), Count: snap.Exits[c]})
 	}
 	for _, w := range snap.Workers {
 		st.Processes = append(st.Processes, gateway.ProcessStatus{

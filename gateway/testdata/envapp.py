@@ -24,7 +24,7 @@ def application(environ, start_response):
     except OSError as e:
         start_response("400 Bad Request", [("Content-Type", "text/plain")])
         return [("short body: %s" % e).encode()]
-    seen = {k: v for k, v in environ.items() if isinstance(v, str)}
+    seen = {k: v for k, v in environ.items() if isinstance(v, (str, float))}
     seen["body_len"] = len(body)
     seen["body_sha256"] = hashlib.sha256(body).hexdigest()
     out = json.dumps(seen).encode("utf-8")
