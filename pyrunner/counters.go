@@ -71,6 +71,7 @@ func retireCause(reason string) ExitCause {
 type eventCounts struct {
 	exits                  [NumExitCauses]uint64
 	reloads, failedReloads uint64
+	served                 uint64 // requests that reached the app, every worker of every generation
 }
 
 // noteExitLocked counts the end of pr, whose exit the supervisor has just seen.

@@ -234,6 +234,7 @@ func (p *Pool) next(w *worker, served bool, started time.Time) bool {
 	pr := w.p
 	if served {
 		pr.served++
+		p.ev.served++
 		if !started.IsZero() {
 			p.aheadAvg += (time.Since(started) - p.aheadAvg) >> aheadAvgShift
 		}

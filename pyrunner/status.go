@@ -46,6 +46,8 @@ type Snapshot struct {
 	// Reloads and FailedReloads count the reloads that took effect and those that failed
 	// (the old workers kept serving).
 	Reloads, FailedReloads uint64
+	// Served counts the requests that reached the app since the pool started.
+	Served uint64
 	// Threads is Options.Threads (Starting counts processes), MaxRSS Options.MaxRSS.
 	Threads int
 	MaxRSS  int64
@@ -176,6 +178,7 @@ func (p *Pool) Snapshot(full bool) Snapshot {
 		Exits:              p.ev.exits,
 		Reloads:            p.ev.reloads,
 		FailedReloads:      p.ev.failedReloads,
+		Served:             p.ev.served,
 		Threads:            p.opts.Threads,
 		MaxRSS:             p.opts.MaxRSS,
 	}

@@ -83,6 +83,9 @@ func TestSnapshot(t *testing.T) {
 	if served != 3 {
 		t.Errorf("rows count %d requests, want 3", served)
 	}
+	if s.Served != 3 {
+		t.Errorf("Served %d, want 3", s.Served)
+	}
 	if s := p.Snapshot(false); s.Workers != nil {
 		t.Errorf("rows without full: %+v", s.Workers)
 	}

@@ -45,6 +45,12 @@ func checkBeforeStart(c *Config, env listenEnv) error {
 	if _, err := parseSocketPerm("", "", c.SocketGroup); err != nil {
 		return c.invalid("socket-group", "a group name or gid of this machine ("+errText(err)+")")
 	}
+	if err := checkCredentials(c, osAccounts); err != nil {
+		return err
+	}
+	if reason := checkPIDFile(c.PIDFile, osProcs); reason != "" {
+		return c.invalid("pid-file", reason)
+	}
 	if _, err := parseWebServerAddrs(c.WebServerAddrs, ""); err != nil {
 		return c.invalid("web-server-addrs", "comma-separated IP addresses and CIDR prefixes")
 	}

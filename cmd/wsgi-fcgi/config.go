@@ -82,6 +82,9 @@ type Config struct {
 	MaxSpool          ByteSize  `envconfig:"WSGI_FCGI_MAX_SPOOL" default:"1GiB"`
 	LogFormat         string    `envconfig:"WSGI_FCGI_LOG_FORMAT" default:"text"`
 	LogLevel          string    `envconfig:"WSGI_FCGI_LOG_LEVEL" default:"info"`
+	User              string    `envconfig:"WSGI_FCGI_USER"`
+	Group             string    `envconfig:"WSGI_FCGI_GROUP"`
+	PIDFile           string    `envconfig:"WSGI_FCGI_PID_FILE"`
 
 	showVersion Bool
 	listenSet   bool              // --listen was given: served besides inherited sockets

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/wsgi-fcgi/wsgi-fcgi/fcgi"
@@ -142,24 +143,24 @@ func splitList(s string) []string {
 }
 
 // systemdListeners returns the sockets of systemd socket activation (sd_listen_fds(3)):
-// LISTEN_PID is this process and LISTEN_FDS sockets start at fd 3. The variables are unset,
-// so that the workers do not see them.
+// LISTEN_PID is this process and LISTEN_FDS sockets start at fd 3. go-systemd's activation
+// package takes the descriptors and unsets the variables, so that the workers do not see
+// them; env decides whether there are any, and refuses a LISTEN_FDS that is no count (which
+// activation would ignore). Every descriptor must be a listening socket.
 func systemdListeners(env listenEnv) ([]net.Listener, error) {
 	pid, fds := env.getenv("LISTEN_PID"), env.getenv("LISTEN_FDS")
 	if pid == "" || fds == "" || pid != strconv.Itoa(env.getpid()) {
 		return nil, nil
 	}
-	for _, name := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
-		env.unsetenv(name)
-	}
-	n, err := strconv.Atoi(fds)
-	if err != nil || n < 1 || n > 1024 {
+	if n, err := strconv.Atoi(fds); err != nil || n < 1 || n > 1024 {
+		for _, name := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
+			env.unsetenv(name)
+		}
 		return nil, fmt.Errorf("systemd socket activation: LISTEN_FDS=%q is not a count of sockets", fds)
 	}
-	const firstFD = 3 // SD_LISTEN_FDS_START
 	var out []net.Listener
-	for fd := firstFD; fd < firstFD+n; fd++ {
-		l, err := fileListener(fd, fmt.Sprintf("LISTEN_FDS socket %d", fd))
+	for _, f := range activation.Files(true) {
+		l, err := fileListener(f, "LISTEN_FDS socket "+f.Name(), false)
 		if err != nil {
 			for _, l := range out {
 				l.Close()
@@ -179,7 +180,7 @@ func fd0Listener() (net.Listener, error) {
 	if err != nil || v != 1 {
 		return nil, nil // not a socket, or not a listening one
 	}
-	l, err := fileListener(0, "fd 0")
+	l, err := fileListener(os.NewFile(0, "fd 0"), "fd 0", true)
 	if err != nil {
 		return nil, fmt.Errorf("socket on fd 0 (FCGI_LISTENSOCK_FILENO): %w", err)
 	}
@@ -191,15 +192,14 @@ func fd0Listener() (net.Listener, error) {
 }
 
 // fileListener makes a listener of an inherited descriptor. The listener holds a
-// close-on-exec duplicate; the original is closed (fd 0 is left to the caller). An inherited
-// unix socket file is never removed: it belongs to whoever made it.
-func fileListener(fd int, name string) (net.Listener, error) {
-	f := os.NewFile(uintptr(fd), name)
+// close-on-exec duplicate; the original is closed unless keep (fd 0, left to the caller). An
+// inherited unix socket file is never removed: it belongs to whoever made it.
+func fileListener(f *os.File, name string, keep bool) (net.Listener, error) {
 	if f == nil {
 		return nil, fmt.Errorf("%s: not an open descriptor", name)
 	}
 	l, err := net.FileListener(f)
-	if fd != 0 {
+	if !keep {
 		f.Close()
 	}
 	if err != nil {

@@ -98,6 +98,54 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	sd := newNotifier(os.Getenv, log.Named("systemd"))
+	// Everything that needs root is done before --user takes effect: binding the sockets
+	// (with their owner and mode), opening the access log and writing the pid file. Then the
+	// gateway becomes the user, and only then does any Python start.
+	accessLog, closeAccessLog, err := openAccessLog(cfg, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+		return exitConfig
+	}
+	if accessLog != nil {
+		defer func() {
+			if err := closeAccessLog(); err != nil {
+				log.Error("access log", "error", err)
+			}
+		}()
+	}
+	creds, err := resolveCredentials(cfg.User, cfg.Group, os.Geteuid(), os.Getegid(), osAccounts)
+	if err != nil { // checked by checkBeforeStart
+		fmt.Fprintf(stderr, "wsgi-fcgi: --user %s: %v\n", cfg.User, err)
+		return exitConfig
+	}
+	var lns []listener
+	var pid *pidFile
+	defer func() {
+		if err := pid.remove(); err != nil {
+			log.Warn("the pid file stays behind", "error", err)
+		}
+	}()
+	if creds != nil {
+		if lns, pid, err = bindListeners(cfg, log); err != nil {
+			fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+			return exitFailed
+		}
+		defer closeListeners(lns) // the server has closed them when it served them
+		if err := creds.drop(); err != nil {
+			fmt.Fprintf(stderr, "wsgi-fcgi: --user %s: %v\n", creds.name, err)
+			return exitFailed
+		}
+		log.Info("running as", "user", creds.name, "uid", creds.uid, "gid", creds.gid, "groups", creds.groups)
+		if err := checkAfterDrop(cfg, creds); err != nil {
+			fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+			return exitConfig
+		}
+	}
+	if w := rootWarning(cfg, os.Geteuid()); w != "" {
+		log.Warn(w)
+	}
+
 	demo := cfg.App == ""
 	var pythonPath []string
 	if cfg.PythonPath != "" {
@@ -152,6 +200,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		WorkerNice:        workerNice,
 		StartTimeout:      time.Duration(cfg.StartTimeout),
 		TrackRequests:     cfg.StatusPath != "",
+		Env:               withoutNotifySocket(os.Environ()),
 		Logger:            log.Named("pyrunner"),
 	})
 	if err != nil {
@@ -173,10 +222,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer pool.Close()
 
-	lns, err := openListeners(cfg, osListenEnv, log.Named("listen"))
-	if err != nil {
-		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
-		return exitFailed
+	if creds == nil {
+		if lns, pid, err = bindListeners(cfg, log); err != nil {
+			fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+			return exitFailed
+		}
 	}
 	ln := lns[0].Listener
 	st := startState{euid: os.Geteuid(), specAddrs: os.Getenv("FCGI_WEB_SERVER_ADDRS")}
@@ -187,18 +237,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Warn(w)
 	}
 	trusted, _ := gateway.ParseTrustedProxies(cfg.ForwardedAllowIPs) // checked by validate
-	accessLog, closeAccessLog, err := openAccessLog(cfg, stdout)
-	if err != nil {
-		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
-		return exitConfig
-	}
-	if accessLog != nil {
-		defer func() {
-			if err := closeAccessLog(); err != nil {
-				log.Error("access log", "error", err)
-			}
-		}()
-	}
 	gw := gateway.New(pool, gateway.Options{
 		Mount:           cfg.Mount,
 		MaxBody:         int64(cfg.MaxBody),
@@ -254,7 +292,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	reloads := startReloadWatcher(ctx, bool(cfg.Reload), watchRoots(cfg.Chdir, pythonPath), log.Named("reload"))
-	if code, done := waitSignals(ctx, served, reloads, srv, pool, log); done {
+	stopStatus := startNotifyStatus(ctx, sd, pool)
+	code, done := waitSignals(ctx, served, reloads, srv, pool, sd, log)
+	stopStatus()
+	sd.stopping()
+	if done {
 		return code
 	}
 	log.Info("shutting down: finishing running requests", "drain_timeout", formatDuration(time.Duration(cfg.DrainTimeout)))
@@ -275,6 +317,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return status
+}
+
+// bindListeners opens the listeners and then writes the pid file, whose pid is then one that
+// listens. A stale pid file replaced is logged.
+func bindListeners(cfg *Config, log hclog.Logger) ([]listener, *pidFile, error) {
+	lns, err := openListeners(cfg, osListenEnv, log.Named("listen"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.PIDFile == "" {
+		return lns, nil, nil
+	}
+	pid, stale, err := writePIDFile(cfg.PIDFile, osProcs)
+	if err != nil {
+		closeListeners(lns)
+		return nil, nil, err
+	}
+	if stale {
+		log.Info("replaced a stale pid file: the process it named is gone", "pid_file", cfg.PIDFile)
+	}
+	return lns, pid, nil
+}
+
+// closeListeners closes every listener; closing one twice is harmless.
+func closeListeners(lns []listener) {
+	for _, l := range lns {
+		l.Close()
+	}
 }
 
 // nginxAddr writes a listen address as nginx's fastcgi_pass wants it.

@@ -116,6 +116,9 @@ func settings(c *Config) []setting {
 		{name: "slowlog-timeout", group: groupOps, value: &c.SlowlogTimeout, arg: argDuration, def: "0, off", usage: "log the worker's Python stack once when a request has run this long; the request goes on (php-fpm's request_slowlog_timeout)"},
 		{name: "status-path", group: groupOps, value: &c.StatusPath, arg: "PATH", example: "/fcgi-status", def: "off", usage: "answer PATH with the status page, like php-fpm's pm.status_path: text, ?json, ?openmetrics; ?full adds a row per worker"},
 		{name: "ping-path", group: groupOps, value: &c.PingPath, arg: "PATH", example: "/fcgi-ping", def: "off", usage: "answer PATH with \"pong\" from the gateway itself, like php-fpm's ping.path"},
+		{name: "user", group: groupOps, value: &c.User, arg: "USER", example: "www-data", def: "the user that starts it", usage: "started as root: bind the sockets, open the logs and write --pid-file, then run the gateway and its workers as USER (name or uid), with its groups"},
+		{name: "group", group: groupOps, value: &c.Group, arg: "GROUP", example: "www-data", def: "the --user's group", usage: "with --user: the group (name or gid) the gateway and its workers run as"},
+		{name: "pid-file", group: groupOps, value: &c.PIDFile, arg: "FILE", example: "/run/wsgi-fcgi/mysite.pid", def: "none", usage: "write the gateway's pid to FILE once it listens, and remove it at exit; a FILE naming a running wsgi-fcgi stops the start"},
 		{name: "pool-name", group: groupOps, value: &c.PoolName, arg: "NAME", example: "mysite", def: "wsgi-fcgi", usage: "the pool's name on the status page"},
 
 		{name: "http", group: groupDev, value: &c.HTTP, arg: "ADDR", example: "127.0.0.1:8000", def: "off; 127.0.0.1:8000 for the demo app", usage: "also serve plain HTTP on host:port, passing each request as FastCGI to the gateway's own listener"},

@@ -5,6 +5,7 @@ package main
 import (
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -51,6 +52,14 @@ func settingRows(t *testing.T) []settingRow {
 		return settingRow{name: name, good: map[string]string{"4": "4", "100": "100"}, bad: append(bad, "many", "4.5", "")}
 	}
 	cpus := strconv.Itoa(availableCPUs())
+	me, err := user.Current() // the one user --user may name whoever runs the tests
+	if err != nil {
+		t.Fatal(err)
+	}
+	myGroup, err := user.LookupGroupId(me.Gid)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return []settingRow{
 		{name: "app", good: map[string]string{"mysite.wsgi:application": "mysite.wsgi:application", "mysite.wsgi": "mysite.wsgi", "pkg.mod:app.wsgi_app": "pkg.mod:app.wsgi_app"},
 			bad: []string{"mysite/wsgi.py", ":app", "mysite:", "mysite:1app", "my site"}},
@@ -102,6 +111,9 @@ func settingRows(t *testing.T) []settingRow {
 		dur("slowlog-timeout"),
 		{name: "status-path", good: map[string]string{"/fcgi-status": "/fcgi-status", "": ""}, bad: []string{"status"}},
 		{name: "ping-path", good: map[string]string{"/fcgi-ping": "/fcgi-ping", "": ""}, bad: []string{"ping"}},
+		{name: "user", good: map[string]string{me.Username: me.Username, me.Uid: me.Uid, "": ""}, bad: []string{"no-such-user-here", "4294967"}},
+		{name: "group", good: map[string]string{myGroup.Name: myGroup.Name, me.Gid: me.Gid}, bad: []string{"no-such-group-here"}},
+		{name: "pid-file", good: map[string]string{filepath.Join(dir, "gw.pid"): filepath.Join(dir, "gw.pid"), "": ""}, bad: []string{"/nonexistent/dir/gw.pid", dir, python + "/gw.pid"}},
 		{name: "pool-name", good: map[string]string{"mysite": "mysite"}, anyValue: "every text is a name"},
 		{name: "http", good: map[string]string{"127.0.0.1:0": "127.0.0.1:0", "": ""}, bad: []string{"8000", "127.0.0.1", "/tmp/http.sock", "127.0.0.1:70000"}},
 		sw("reload"),

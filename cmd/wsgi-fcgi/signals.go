@@ -28,7 +28,9 @@ import (
 //
 // During the drain that follows, SIGHUP stays caught and is ignored (its default action would
 // kill the gateway mid-drain), and SIGQUIT still cuts the drain short.
-func waitSignals(ctx context.Context, served <-chan error, reloads <-chan string, srv *fcgi.Server, pool *pyrunner.Pool, log hclog.Logger) (code int, done bool) {
+//
+// sd hears of each reload: RELOADING=1 as it starts, READY=1 as it ends (failed or not).
+func waitSignals(ctx context.Context, served <-chan error, reloads <-chan string, srv *fcgi.Server, pool *pyrunner.Pool, sd *notifier, log hclog.Logger) (code int, done bool) {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGQUIT)
 	defer func() {
@@ -51,6 +53,7 @@ func waitSignals(ctx context.Context, served <-chan error, reloads <-chan string
 	changed := "" // a file --reload saw change during a reload
 	reload := func() {
 		reloading = true
+		sd.reloadStarted()
 		go func() { reloaded <- pool.Reload(ctx) }()
 	}
 	for {
@@ -66,6 +69,9 @@ func waitSignals(ctx context.Context, served <-chan error, reloads <-chan string
 			reloading = false
 			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, pyrunner.ErrClosed) {
 				log.Warn("reload failed; the running workers keep serving", "error", err)
+			}
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, pyrunner.ErrClosed) {
+				sd.reloadEnded(err)
 			}
 			if changed != "" {
 				log.Info("--reload: a Python file changed during the reload; reloading again", "file", changed)

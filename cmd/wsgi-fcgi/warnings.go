@@ -18,7 +18,7 @@ import (
 // startState is what the warnings look at besides the settings.
 type startState struct {
 	listeners []net.Addr // every address the gateway serves
-	euid      int        // the gateway's effective user id, which the workers inherit
+	euid      int        // the gateway's effective user id (after --user), which the workers inherit
 	specAddrs string     // FCGI_WEB_SERVER_ADDRS
 }
 
@@ -46,6 +46,9 @@ func startWarnings(c *Config, st startState) []string {
 	if (c.given["socket-mode"] != fromDefault || c.given["socket-owner"] != fromDefault || c.given["socket-group"] != fromDefault) && !hasUnixListener(st.listeners) {
 		warn("--socket-mode, --socket-owner and --socket-group do nothing: --listen makes no unix socket")
 	}
+	if c.Group != "" && c.User == "" {
+		warn("--group does nothing without --user")
+	}
 	for _, dir := range strings.Split(c.PythonPath, ":") {
 		if _, err := os.Stat(dir); dir != "" && err != nil {
 			warn("--pythonpath: %s: %s", dir, errText(err))
@@ -72,10 +75,17 @@ func startWarnings(c *Config, st startState) []string {
 	if c.Debug {
 		warn("--debug: an app's traceback goes to the client in the 500 body; for development only")
 	}
-	if st.euid == 0 {
-		warn("the gateway and its workers run as root: start it as an unprivileged user (systemd's User=, a container's USER, or su)")
-	}
 	return out
+}
+
+// rootWarning is the warning for a gateway whose workers would run as root (euid 0 once
+// --user has taken effect), or "". It is logged before any Python starts, so that app code
+// never runs as root unannounced. --user root (or 0) says it on purpose: no warning.
+func rootWarning(c *Config, euid int) string {
+	if euid != 0 || c.User != "" {
+		return ""
+	}
+	return "the gateway and its workers run as root: name an unprivileged user with --user (e.g. --user www-data), which they switch to once the sockets are bound, or start it as one (systemd's User=, a container's USER)"
 }
 
 // dynamicClamps returns a warning for each dynamic pool setting that the pool changes to fit

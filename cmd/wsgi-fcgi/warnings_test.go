@@ -51,8 +51,9 @@ func TestStartWarnings(t *testing.T) {
 			want: []string{"--forwarded-allow-ips '*'"}},
 		{name: "debug", env: map[string]string{"WSGI_FCGI_DEBUG": "yes"}, st: startState{listeners: local, euid: 1000},
 			want: []string{"--debug: an app's traceback goes to the client"}},
-		{name: "root", st: startState{listeners: local, euid: 0},
-			want: []string{"run as root: start it as an unprivileged user"}},
+		{name: "root: warned before the workers start (rootWarning)", st: startState{listeners: local, euid: 0}},
+		{name: "group without user", args: []string{"--group", "www-data"}, st: startState{listeners: local, euid: 1000},
+			want: []string{"--group does nothing without --user"}},
 		{name: "socket mode without a unix socket", args: []string{"--socket-mode", "0660"}, st: startState{listeners: local, euid: 1000},
 			want: []string{"--socket-mode, --socket-owner and --socket-group do nothing"}},
 		{name: "socket mode with a unix socket", args: []string{"--socket-mode", "0660"}, st: startState{listeners: unixSock, euid: 1000}},
@@ -85,6 +86,35 @@ func TestStartWarnings(t *testing.T) {
 				if strings.Contains(g, "\n") {
 					t.Errorf("warning of more than one line: %q", g)
 				}
+			}
+		})
+	}
+}
+
+// TestRootWarning: workers that would run as root get one warning naming --user, unless
+// --user chose root.
+func TestRootWarning(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		euid int
+		want string // "": no warning
+	}{
+		{name: "root", euid: 0, want: "run as root: name an unprivileged user with --user"},
+		{name: "not root", euid: 1000},
+		{name: "root by --user", args: []string{"--user", "root"}, euid: 0},
+		{name: "root by --user 0", args: []string{"--user=0"}, euid: 0},
+		{name: "after --user www-data", args: []string{"--user", "www-data"}, euid: 33},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearSettingsEnv(t)
+			c, err := loadConfig(tc.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := rootWarning(c, tc.euid)
+			if (got == "") != (tc.want == "") || !strings.Contains(got, tc.want) || strings.Contains(got, "\n") {
+				t.Errorf("warning %q, want one line with %q", got, tc.want)
 			}
 		})
 	}
