@@ -2,7 +2,8 @@
 
 // The systemd recipe (deploy/systemd): both units pass systemd-analyze verify, and the gateway
 // runs with the service's environment on a socket passed by systemd-socket-activate, as
-// systemd would pass the socket unit's (LISTEN_FDS).
+// systemd would pass the socket unit's (LISTEN_FDS), telling a NOTIFY_SOCKET it is ready
+// (Type=notify).
 
 package tests
 
@@ -50,7 +51,7 @@ func TestSystemdRecipe(t *testing.T) {
 	if out, err := exec.Command(analyze, "verify", "--man=no", filepath.Join(dir, "wsgi-fcgi.socket"), filepath.Join(dir, "wsgi-fcgi.service")).CombinedOutput(); err != nil {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
-	for _, want := range []string{"ExecReload=/bin/kill -HUP $MAINPID", "KillSignal=SIGTERM"} {
+	for _, want := range []string{"Type=notify\n", "NotifyAccess=main", "ExecReload=/bin/kill -HUP $MAINPID", "KillSignal=SIGTERM"} {
 		if !strings.Contains(unit, want) {
 			t.Errorf("wsgi-fcgi.service lacks %q", want)
 		}
@@ -74,6 +75,9 @@ func TestSystemdRecipe(t *testing.T) {
 	env["WSGI_FCGI_LISTEN"] = "127.0.0.1:1"
 
 	sock := filepath.Join(dir, "wsgi-fcgi.sock")
+	// Type=notify: systemd's NOTIFY_SOCKET, played by the test.
+	notify := listenNotify(t)
+	env["NOTIFY_SOCKET"] = notify.path
 	args := []string{"--listen=" + sock}
 	for k, v := range env {
 		args = append(args, "--setenv="+k+"="+v)
@@ -98,8 +102,14 @@ func TestSystemdRecipe(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// systemctl stop: SIGTERM, exit 0.
+	if m := notifyFields(notify.next(t, "READY=1")); m["READY"] != "1" {
+		t.Errorf("first message on NOTIFY_SOCKET %q, want READY=1", m)
+	}
+	// systemctl stop: SIGTERM, STOPPING=1, exit 0.
 	p.terminate()
+	if m := notifyFields(notify.next(t, "STOPPING=1")); m["STOPPING"] != "1" {
+		t.Errorf("on SIGTERM %q, want STOPPING=1", m)
+	}
 	select {
 	case <-p.done:
 		if !p.state.Success() {
