@@ -323,16 +323,16 @@ func runUntilExit(t *testing.T, args []string) (line string, code int, sock stri
 	case ctx.Err() != nil:
 		t.Fatalf("still running after %v (killed); stderr:\n%s", startupErrorBy, &stderr)
 	case err == nil:
-		return strings.TrimSpace(stderr.String()), 0, sock
+		return strings.TrimSpace(withoutRootWarning(stderr.String())), 0, sock
 	case !errors.As(err, &exit):
 		t.Fatalf("run: %v", err)
 	}
-	if lines := nonEmptyLines(stderr.String()); len(lines) != 1 {
+	if lines := nonEmptyLines(withoutRootWarning(stderr.String())); len(lines) != 1 {
 		t.Errorf("stderr has %d lines, want 1:\n%s", len(lines), &stderr)
 	}
 	if c, err := net.Dial("unix", sock); err == nil {
 		c.Close()
 		t.Errorf("something listens on %s", sock)
 	}
-	return strings.TrimSpace(stderr.String()), exit.ExitCode(), sock
+	return strings.TrimSpace(withoutRootWarning(stderr.String())), exit.ExitCode(), sock
 }

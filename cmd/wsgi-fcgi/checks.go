@@ -48,7 +48,7 @@ func checkBeforeStart(c *Config, env listenEnv) error {
 	if err := checkCredentials(c, osAccounts); err != nil {
 		return err
 	}
-	if reason := checkPIDFile(c.PIDFile, osProcs); reason != "" {
+	if reason := checkPIDFile(c.PIDFile, nil); reason != "" {
 		return c.invalid("pid-file", reason)
 	}
 	if _, err := parseWebServerAddrs(c.WebServerAddrs, ""); err != nil {

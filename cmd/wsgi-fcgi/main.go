@@ -79,6 +79,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
 		return exitConfig
 	}
+	// A pid file that a running gateway holds stops this one (and only a start: a check of
+	// the settings may run beside the gateway it checks).
+	if reason := checkPIDFile(cfg.PIDFile, &osProcs); reason != "" {
+		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", cfg.invalid("pid-file", reason))
+		return exitConfig
+	}
 	log := newLogger(cfg, stderr)
 	batch := false
 	if cfg.SchedBatch {

@@ -27,8 +27,8 @@ const statusInterval = 5 * time.Second
 const notifySocketVar = "NOTIFY_SOCKET"
 
 // notifier tells the service manager what the gateway is doing. Without NOTIFY_SOCKET (not
-// started by systemd as Type=notify) it sends nothing. Its methods are safe to call from
-// several goroutines.
+// started by systemd as Type=notify) it sends nothing, and a nil notifier does nothing. Its
+// methods are safe to call from several goroutines.
 type notifier struct {
 	send func(state string) error // nil: no service manager
 	log  hclog.Logger
@@ -79,6 +79,9 @@ func (n *notifier) notifyLocked(lines ...string) {
 
 // ready says the gateway serves: at start, with status as STATUS=.
 func (n *notifier) ready(status string) {
+	if n == nil {
+		return
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.notifyLocked("READY=1", "STATUS="+status)
@@ -87,6 +90,9 @@ func (n *notifier) ready(status string) {
 // reloadStarted says a reload has begun: RELOADING=1 with the monotonic clock's time, as
 // systemd wants it for Type=notify-reload.
 func (n *notifier) reloadStarted() {
+	if n == nil {
+		return
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.reloading = true
@@ -96,6 +102,9 @@ func (n *notifier) reloadStarted() {
 // reloadEnded says a reload is over: READY=1 either way. After a failure STATUS= says so,
 // and keeps saying it in the periodic status until a reload succeeds.
 func (n *notifier) reloadEnded(err error) {
+	if n == nil {
+		return
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.reloading = false
@@ -110,6 +119,9 @@ func (n *notifier) reloadEnded(err error) {
 
 // stopping says the gateway drains and stops.
 func (n *notifier) stopping() {
+	if n == nil {
+		return
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.notifyLocked("STOPPING=1", "STATUS=stopping: finishing running requests")
@@ -117,6 +129,9 @@ func (n *notifier) stopping() {
 
 // status refreshes STATUS=, unless a reload is under way; a failed reload's note follows.
 func (n *notifier) status(s string) {
+	if n == nil {
+		return
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.reloading {
@@ -195,7 +210,7 @@ func startNotifyStatus(ctx context.Context, sd *notifier, pool *pyrunner.Pool) (
 }
 
 // enabled reports whether a service manager listens.
-func (n *notifier) enabled() bool { return n.send != nil }
+func (n *notifier) enabled() bool { return n != nil && n.send != nil }
 
 // oneLine is s with its line breaks made spaces: a STATUS= value is one line.
 func oneLine(s string) string {

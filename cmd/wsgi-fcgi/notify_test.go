@@ -151,6 +151,15 @@ func TestNotifySocket(t *testing.T) {
 	if off := newNotifier(func(string) string { return "" }, hclog.NewNullLogger()); off.enabled() {
 		t.Error("a notifier without NOTIFY_SOCKET is enabled")
 	}
+	var none *notifier // what a caller without a service manager may pass
+	none.ready("up")
+	none.reloadStarted()
+	none.reloadEnded(nil)
+	none.status("up")
+	none.stopping()
+	if none.enabled() {
+		t.Error("a nil notifier is enabled")
+	}
 	env := withoutNotifySocket([]string{"PATH=/bin", notifySocketVar + "=" + path, "NOTIFY_SOCKETS=x"})
 	if strings.Join(env, " ") != "PATH=/bin NOTIFY_SOCKETS=x" {
 		t.Errorf("workers' environment %q", env)

@@ -65,9 +65,9 @@ func pidFileOwner(path string, procs procDB) (pid int, stale bool, err error) {
 	return pid, false, nil
 }
 
-// checkPIDFile returns what is wrong with writing the pid file path, or "": a file naming a
-// live wsgi-fcgi, or a directory the gateway cannot write to.
-func checkPIDFile(path string, procs procDB) string {
+// checkPIDFile returns what is wrong with writing the pid file path, or "": a directory the
+// gateway cannot write to, or a file naming a live wsgi-fcgi (when procs is not nil).
+func checkPIDFile(path string, procs *procDB) string {
 	if path == "" {
 		return ""
 	}
@@ -88,7 +88,10 @@ func checkPIDFile(path string, procs procDB) string {
 	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
 		return "a file in a directory the gateway may write to (" + dir + ": " + errText(err) + ")"
 	}
-	pid, _, err := pidFileOwner(path, procs)
+	if procs == nil {
+		return ""
+	}
+	pid, _, err := pidFileOwner(path, *procs)
 	switch {
 	case err != nil:
 		return "a pid file the gateway can read (" + errText(err) + ")"

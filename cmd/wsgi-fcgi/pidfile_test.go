@@ -84,7 +84,7 @@ func TestPIDFileLifecycle(t *testing.T) {
 	if _, _, err := writePIDFile(path, other); err == nil || !strings.Contains(err.Error(), "pid 100 is running") {
 		t.Errorf("over a live gateway's file: %v, want a refusal naming pid 100", err)
 	}
-	if reason := checkPIDFile(path, other); !strings.Contains(reason, "wsgi-fcgi pid 100 is running") {
+	if reason := checkPIDFile(path, &other); !strings.Contains(reason, "wsgi-fcgi pid 100 is running") {
 		t.Errorf("checkPIDFile: %q", reason)
 	}
 	if b, _ := os.ReadFile(path); string(b) != "100\n" {
@@ -127,7 +127,7 @@ func TestCheckPIDFile(t *testing.T) {
 		{dir, "a file, not a directory"},
 		{filepath.Join(file, "gw.pid"), "is not one"},
 	} {
-		if got := checkPIDFile(tc.path, procs); (got == "") != (tc.want == "") || !strings.Contains(got, tc.want) {
+		if got := checkPIDFile(tc.path, &procs); (got == "") != (tc.want == "") || !strings.Contains(got, tc.want) {
 			t.Errorf("checkPIDFile(%q) = %q, want %q", tc.path, got, tc.want)
 		}
 	}
