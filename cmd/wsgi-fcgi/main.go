@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	if _, err := pyrunner.Probe(cfg.Python); err != nil {
-		fmt.Fprintln(stderr, pythonError(err))
+		fmt.Fprintln(stderr, pythonError(cfg, err))
 		return exitConfig
 	}
 	pm, _ := pyrunner.ParseMode(cfg.PM) // checked by validate
