@@ -7,6 +7,7 @@
 package fcgi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -31,14 +32,19 @@ const cgiChunk = 32 << 10
 // handler writes (the CGI response, "Status:" line and headers first) goes to stdout as each
 // Flush sends it, and what it writes with WriteStderr goes to stderr.
 //
+// Cancelling ctx ends the request as a web server closing its connection does: the handler's
+// context is canceled with ErrConnClosed, its body fails and its writes fail.
+//
 // The error is the first failed write to stdout or stderr (the web server went away), or nil.
 // s.MaxParamsSize applies; the other limits concern connections and do not.
-func (s *Server) ServeCGI(env []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func (s *Server) ServeCGI(ctx context.Context, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if s.Handler == nil {
 		return errors.New("fcgi: Server.Handler is nil")
 	}
 	c := newCGIConn(env, stdin, stdout, stderr)
 	defer c.Close() // stops the body's pump if the handler left the body unread
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
 	s.serveRWC(c, nil)
 	return c.out.err
 }

@@ -2,6 +2,7 @@ package fcgi
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -127,7 +128,7 @@ func TestServeCGI(t *testing.T) {
 			stdin := tc.stdin(t)
 			var stdout, stderr bytes.Buffer
 			srv := &Server{Handler: recordingHandler(&seen, tc.answer), MaxParamsSize: tc.maxParams}
-			if err := srv.ServeCGI(tc.env, stdin, &stdout, &stderr); err != nil {
+			if err := srv.ServeCGI(context.Background(), tc.env, stdin, &stdout, &stderr); err != nil {
 				t.Fatalf("ServeCGI: %v", err)
 			}
 			got := stdout.Bytes()
@@ -184,7 +185,7 @@ func TestServeCGIStreams(t *testing.T) {
 	})}
 	done := make(chan error, 1)
 	go func() {
-		done <- srv.ServeCGI([]string{"REQUEST_METHOD=GET"}, strings.NewReader(""), pw, io.Discard)
+		done <- srv.ServeCGI(context.Background(), []string{"REQUEST_METHOD=GET"}, strings.NewReader(""), pw, io.Discard)
 		pw.Close()
 	}()
 	want := "Status: 200 OK\r\n\r\nfirst"
@@ -215,7 +216,7 @@ func TestServeCGIStdoutGone(t *testing.T) {
 		io.WriteString(w, "Status: 200 OK\r\n\r\n")
 		writeErr = w.Flush()
 	})}
-	err := srv.ServeCGI([]string{"REQUEST_METHOD=GET"}, strings.NewReader(""), brokenPipe{}, io.Discard)
+	err := srv.ServeCGI(context.Background(), []string{"REQUEST_METHOD=GET"}, strings.NewReader(""), brokenPipe{}, io.Discard)
 	if !errors.Is(err, io.ErrClosedPipe) {
 		t.Errorf("ServeCGI: %v, want an error wrapping io.ErrClosedPipe", err)
 	}
@@ -234,7 +235,7 @@ func TestServeCGIUnreadBody(t *testing.T) {
 	srv := &Server{Handler: HandlerFunc(func(w *ResponseWriter, r *Request) {
 		io.WriteString(w, "Status: 413 Content Too Large\r\n\r\n")
 	})}
-	if err := srv.ServeCGI([]string{"REQUEST_METHOD=POST", "CONTENT_LENGTH=2000000"}, pr, &stdout, io.Discard); err != nil {
+	if err := srv.ServeCGI(context.Background(), []string{"REQUEST_METHOD=POST", "CONTENT_LENGTH=2000000"}, pr, &stdout, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if stdout.String() != "Status: 413 Content Too Large\r\n\r\n" {
@@ -261,5 +262,28 @@ func TestCGIOutputSplit(t *testing.T) {
 		if stdout.String() != "Status: 200 OK\r\n\r\nbody" || stderr.String() != "err" {
 			t.Errorf("cut at %d: stdout %q stderr %q", cut, stdout.String(), stderr.String())
 		}
+	}
+}
+
+// TestServeCGICanceled checks that cancelling ServeCGI's context ends the request as a web
+// server closing the connection does.
+func TestServeCGICanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	running := make(chan struct{})
+	var cause error
+	srv := &Server{Handler: HandlerFunc(func(w *ResponseWriter, r *Request) {
+		close(running)
+		<-r.Context().Done()
+		cause = context.Cause(r.Context())
+	})}
+	go func() {
+		<-running
+		cancel()
+	}()
+	if err := srv.ServeCGI(ctx, []string{"REQUEST_METHOD=GET"}, strings.NewReader(""), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(cause, ErrConnClosed) {
+		t.Errorf("the request's context ended with %v, want ErrConnClosed", cause)
 	}
 }
