@@ -108,7 +108,7 @@ var requestVars = map[string]bool{
 	"REMOTE_HOST": true, "REMOTE_IDENT": true, "REMOTE_USER": true, "REQUEST_METHOD": true,
 	"SCRIPT_NAME": true, "SERVER_NAME": true, "SERVER_PORT": true, "SERVER_PROTOCOL": true,
 	"SERVER_SOFTWARE": true,
-	"REQUEST_URI": true, "REQUEST_SCHEME": true, "SCRIPT_FILENAME": true, "SCRIPT_URI": true,
+	"REQUEST_URI":     true, "REQUEST_SCHEME": true, "SCRIPT_FILENAME": true, "SCRIPT_URI": true,
 	"SCRIPT_URL": true, "DOCUMENT_ROOT": true, "CONTEXT_PREFIX": true, "CONTEXT_DOCUMENT_ROOT": true,
 	"SERVER_ADDR": true, "SERVER_ADMIN": true, "SERVER_SIGNATURE": true, "REMOTE_PORT": true,
 	"HTTPS": true, "UNIQUE_ID": true, "REDIRECT_STATUS": true, "REDIRECT_URL": true,
