@@ -99,24 +99,21 @@ func cgiWorkerEnv(environ []string) []string {
 	return out
 }
 
-// requestVars are the CGI meta-variables of RFC 3875 section 4.1 and those Apache adds for
-// each request (ap_add_common_vars, ap_add_cgi_vars); HTTP_*, SSL_* and REDIRECT_* variables
-// are the request's too.
-var requestVars = map[string]bool{
-	"AUTH_TYPE": true, "CONTENT_LENGTH": true, "CONTENT_TYPE": true, "GATEWAY_INTERFACE": true,
-	"PATH_INFO": true, "PATH_TRANSLATED": true, "QUERY_STRING": true, "REMOTE_ADDR": true,
-	"REMOTE_HOST": true, "REMOTE_IDENT": true, "REMOTE_USER": true, "REQUEST_METHOD": true,
-	"SCRIPT_NAME": true, "SERVER_NAME": true, "SERVER_PORT": true, "SERVER_PROTOCOL": true,
-	"SERVER_SOFTWARE": true,
-	"REQUEST_URI":     true, "REQUEST_SCHEME": true, "SCRIPT_FILENAME": true, "SCRIPT_URI": true,
-	"SCRIPT_URL": true, "DOCUMENT_ROOT": true, "CONTEXT_PREFIX": true, "CONTEXT_DOCUMENT_ROOT": true,
-	"SERVER_ADDR": true, "SERVER_ADMIN": true, "SERVER_SIGNATURE": true, "REMOTE_PORT": true,
-	"HTTPS": true, "UNIQUE_ID": true, "REDIRECT_STATUS": true, "REDIRECT_URL": true,
-}
-
+// isRequestVar reports whether name is one of the request's variables: the CGI
+// meta-variables of RFC 3875 section 4.1, those Apache adds for each request
+// (ap_add_common_vars, ap_add_cgi_vars), and the HTTP_*, SSL_* and REDIRECT_* families.
 func isRequestVar(name string) bool {
-	return requestVars[name] || strings.HasPrefix(name, "HTTP_") ||
-		strings.HasPrefix(name, "SSL_") || strings.HasPrefix(name, "REDIRECT_")
+	switch name {
+	case "AUTH_TYPE", "CONTENT_LENGTH", "CONTENT_TYPE", "GATEWAY_INTERFACE", "PATH_INFO",
+		"PATH_TRANSLATED", "QUERY_STRING", "REMOTE_ADDR", "REMOTE_HOST", "REMOTE_IDENT",
+		"REMOTE_USER", "REQUEST_METHOD", "SCRIPT_NAME", "SERVER_NAME", "SERVER_PORT",
+		"SERVER_PROTOCOL", "SERVER_SOFTWARE",
+		"REQUEST_URI", "REQUEST_SCHEME", "SCRIPT_FILENAME", "SCRIPT_URI", "SCRIPT_URL",
+		"DOCUMENT_ROOT", "CONTEXT_PREFIX", "CONTEXT_DOCUMENT_ROOT", "SERVER_ADDR", "SERVER_ADMIN",
+		"SERVER_SIGNATURE", "REMOTE_PORT", "HTTPS", "UNIQUE_ID":
+		return true
+	}
+	return strings.HasPrefix(name, "HTTP_") || strings.HasPrefix(name, "SSL_") || strings.HasPrefix(name, "REDIRECT_")
 }
 
 // serveCGI serves the one request of the CGI invocation through h, then stops the pool's
