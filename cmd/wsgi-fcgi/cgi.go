@@ -72,12 +72,17 @@ func useCGISettings(cfg *Config) {
 }
 
 // cgiParams returns the request's CGI variables from the process environment: all of it
-// (the web server's variables, and whatever the wrapper script added), except the gateway's
-// own settings (WSGI_FCGI_*), which are not the request's.
+// (the web server's variables, and whatever the wrapper script exported), except the
+// gateway's own settings (WSGI_FCGI_*) and the variables a shell sets for every script it runs
+// (PWD, OLDPWD, SHLVL, _), which are not the request's.
 func cgiParams(environ []string) []string {
 	out := make([]string, 0, len(environ))
 	for _, kv := range environ {
-		if !strings.HasPrefix(kv, envPrefix+"_") {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(name, envPrefix+"_"):
+		case name == "PWD", name == "OLDPWD", name == "SHLVL", name == "_":
+		default:
 			out = append(out, kv)
 		}
 	}

@@ -55,15 +55,15 @@ func TestCGIEnvironments(t *testing.T) {
 		"PATH=/usr/bin:/bin", "HOME=/home/user", "GATEWAY_INTERFACE=CGI/1.1", "REQUEST_METHOD=POST",
 		"CONTENT_LENGTH=5", "HTTP_HOST=example.com", "HTTP_PROXY=evil:3128", "QUERY_STRING=a=1",
 		"SCRIPT_FILENAME=/home/user/public_html/app.fcgi", "SSL_PROTOCOL=TLSv1.3", "DJANGO_SETTINGS_MODULE=site.settings",
-		"WSGI_FCGI_APP=site.wsgi", "WSGI_FCGI_TIMEOUT=30s",
+		"WSGI_FCGI_APP=site.wsgi", "WSGI_FCGI_TIMEOUT=30s", "PWD=/home/user/public_html", "SHLVL=1", "_=/bin/sh",
 	}
 	params := cgiParams(environ)
-	if want := environ[:len(environ)-2]; !slices.Equal(params, want) {
-		t.Errorf("params %q, want %q (all but the WSGI_FCGI_ settings)", params, want)
+	if want := environ[:len(environ)-5]; !slices.Equal(params, want) {
+		t.Errorf("params %q, want %q (all but the WSGI_FCGI_ settings and the shell's variables)", params, want)
 	}
 	worker := cgiWorkerEnv(environ)
 	want := []string{"PATH=/usr/bin:/bin", "HOME=/home/user", "DJANGO_SETTINGS_MODULE=site.settings",
-		"WSGI_FCGI_APP=site.wsgi", "WSGI_FCGI_TIMEOUT=30s"}
+		"WSGI_FCGI_APP=site.wsgi", "WSGI_FCGI_TIMEOUT=30s", "PWD=/home/user/public_html", "SHLVL=1", "_=/bin/sh"}
 	if !slices.Equal(worker, want) {
 		t.Errorf("worker environment %q, want %q (no request variables)", worker, want)
 	}
