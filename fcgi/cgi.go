@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // cgiRequestID is the id of the one request of a CGI connection.
@@ -32,6 +33,10 @@ const cgiChunk = 32 << 10
 // handler writes (the CGI response, "Status:" line and headers first) goes to stdout as each
 // Flush sends it, and what it writes with WriteStderr goes to stderr.
 //
+// A body the handler left unread is read to its end and dropped before ServeCGI returns, for at
+// most 5 seconds, as a FastCGI connection lingers: Apache's mod_cgid fails the response when
+// it cannot write the whole body to the program.
+//
 // Cancelling ctx ends the request as a web server closing its connection does: the handler's
 // context is canceled with ErrConnClosed, its body fails and its writes fail.
 //
@@ -42,10 +47,17 @@ func (s *Server) ServeCGI(ctx context.Context, env []string, stdin io.Reader, st
 		return errors.New("fcgi: Server.Handler is nil")
 	}
 	c := newCGIConn(env, stdin, stdout, stderr)
-	defer c.Close() // stops the body's pump if the handler left the body unread
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	s.serveRWC(c, nil)
+	c.Close()
+	linger := time.NewTimer(lingerTimeout)
+	defer linger.Stop()
+	select {
+	case <-c.pumped:
+	case <-linger.C:
+	case <-ctx.Done():
+	}
 	return c.out.err
 }
 
@@ -86,6 +98,7 @@ type cgiConn struct {
 	// the body is empty and that record is in head.
 	body     chan []byte
 	bodyDone bool
+	pumped   chan struct{} // closed when the pump has read the body to its end
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -94,7 +107,7 @@ type cgiConn struct {
 }
 
 func newCGIConn(env []string, stdin io.Reader, stdout, stderr io.Writer) *cgiConn {
-	c := &cgiConn{closed: make(chan struct{})}
+	c := &cgiConn{closed: make(chan struct{}), pumped: make(chan struct{})}
 	c.out.stdout, c.out.stderr = stdout, stderr
 	b := appendHeader(nil, typeBeginRequest, cgiRequestID, beginBodyLen)
 	b = append(b, 0, byte(RoleResponder), 0, 0, 0, 0, 0, 0) // flags 0: no FCGI_KEEP_CONN
@@ -118,31 +131,37 @@ func newCGIConn(env []string, stdin io.Reader, stdout, stderr io.Writer) *cgiCon
 	} else {
 		b = appendHeader(b, typeStdin, cgiRequestID, 0)
 		c.bodyDone = true
+		close(c.pumped)
 	}
 	c.head = b
 	return c
 }
 
 // pumpBody reads the body and hands it to Read as FCGI_STDIN records, ending with the empty
-// one. It is the one reader of stdin. It stops at the end of the body (a read error ends it
-// too: the handler then finds the body shorter than its CONTENT_LENGTH, as when a client goes
-// away) or once the connection is closed; a read already blocked on stdin returns first.
+// one; once the connection is closed it reads the rest and drops it. It is the one reader of
+// stdin, and ends at the end of the body (a read error ends it too: the handler then finds the
+// body shorter than its CONTENT_LENGTH, as when a client goes away).
 func (c *cgiConn) pumpBody(body io.Reader) {
+	defer close(c.pumped)
+	rec := make([]byte, headerLen+cgiChunk)
+	closed := false
 	for {
-		rec := make([]byte, headerLen+cgiChunk)
 		n, err := body.Read(rec[headerLen:])
-		if n > 0 {
+		if n > 0 && !closed {
 			putHeader(rec, typeStdin, cgiRequestID, n)
 			select {
 			case c.body <- rec[:headerLen+n]:
+				rec = make([]byte, headerLen+cgiChunk) // Read holds the last one
 			case <-c.closed:
-				return
+				closed = true
 			}
 		}
 		if err != nil {
-			select {
-			case c.body <- appendHeader(nil, typeStdin, cgiRequestID, 0):
-			case <-c.closed:
+			if !closed {
+				select {
+				case c.body <- appendHeader(nil, typeStdin, cgiRequestID, 0):
+				case <-c.closed:
+				}
 			}
 			return
 		}

@@ -225,21 +225,45 @@ func TestServeCGIStdoutGone(t *testing.T) {
 	}
 }
 
-// TestServeCGIUnreadBody checks that a handler that leaves a large body unread is not waited
-// for: ServeCGI returns once it has answered.
+// TestServeCGIUnreadBody checks that a body the handler left unread is read to its end before
+// ServeCGI returns (a web server writing it must not see a broken pipe), and that the answer
+// is not held back by it.
 func TestServeCGIUnreadBody(t *testing.T) {
-	pr, pw := io.Pipe() // a stdin that never ends, as a web server that still has body to send
-	defer pw.Close()
-	go pw.Write(make([]byte, 1<<20))
-	var stdout bytes.Buffer
+	pr, pw := io.Pipe() // stdin, written by the web server as the program runs
+	answered := make(chan struct{})
+	written := make(chan error, 1)
+	go func() {
+		<-answered // the rest of the body arrives only after the answer
+		_, err := pw.Write(make([]byte, 1<<20))
+		written <- err
+		pw.Close()
+	}()
+	pout, pwout := io.Pipe()
 	srv := &Server{Handler: HandlerFunc(func(w *ResponseWriter, r *Request) {
 		io.WriteString(w, "Status: 413 Content Too Large\r\n\r\n")
 	})}
-	if err := srv.ServeCGI(context.Background(), []string{"REQUEST_METHOD=POST", "CONTENT_LENGTH=2000000"}, pr, &stdout, io.Discard); err != nil {
+	done := make(chan error, 1)
+	go func() {
+		done <- srv.ServeCGI(context.Background(), []string{"REQUEST_METHOD=POST", "CONTENT_LENGTH=1048576"}, pr, pwout, io.Discard)
+		pwout.Close()
+	}()
+	want := "Status: 413 Content Too Large\r\n\r\n"
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(pout, got); err != nil || string(got) != want {
+		t.Fatalf("stdout %q, %v", got, err)
+	}
+	close(answered)
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if stdout.String() != "Status: 413 Content Too Large\r\n\r\n" {
-		t.Errorf("stdout %q", stdout.String())
+	// Nothing reads stdin once ServeCGI has returned: the write completes only if it drained.
+	select {
+	case err := <-written:
+		if err != nil {
+			t.Errorf("the web server's write of the body: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("ServeCGI returned before the body was read to its end")
 	}
 }
 
