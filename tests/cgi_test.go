@@ -1,0 +1,225 @@
+//go:build integration
+
+// The gateway run as a CGI program by Apache (deploy/shared-hosting/cgi/): mod_cgid and
+// mod_cgi start the same app.fcgi as mod_fcgid does, once per request, and the gateway serves
+// that one request. Flask and Django at / and /app, bodies, streaming, the limits, an app that
+// cannot be imported, the same app.fcgi moved under mod_fcgid unchanged, and suexec.
+
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// cgiHost is a shared host's files: the user's binary and app, and the site directory (the
+// document root, or its subdirectory for an app under a prefix) with app.fcgi and .htaccess.
+type cgiHost struct {
+	home, docroot, site, bindir, appdir string
+}
+
+// newCGIHost lays out a host under dir for the app in tests/apps/appFile, mounted at prefix,
+// with deploy/shared-hosting/app.fcgi as it is (paths and --app replaced) and htaccess.
+func newCGIHost(t *testing.T, dir, prefix, appFile, app, htaccess string) cgiHost {
+	t.Helper()
+	h := cgiHost{home: dir, docroot: filepath.Join(dir, "public_html")}
+	h.site = filepath.Join(h.docroot, strings.TrimPrefix(prefix, "/"))
+	h.bindir, h.appdir = filepath.Join(dir, "bin"), filepath.Join(dir, "app")
+	for _, d := range []string{h.site, h.bindir, h.appdir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(t, gatewayBin, filepath.Join(h.bindir, "wsgi-fcgi"), 0o755)
+	copyFile(t, filepath.Join(repoRoot(), "tests", "apps", appFile), filepath.Join(h.appdir, appFile), 0o644)
+	h.addSite(t, prefix, app, htaccess)
+	return h
+}
+
+// addSite puts app.fcgi for app and htaccess in the directory for prefix.
+func (h cgiHost) addSite(t *testing.T, prefix, app, htaccess string) {
+	t.Helper()
+	site := filepath.Join(h.docroot, strings.TrimPrefix(prefix, "/"))
+	if err := os.MkdirAll(site, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wrapper := deployFile(t, "shared-hosting/app.fcgi",
+		"/home/user/bin/wsgi-fcgi", filepath.Join(h.bindir, "wsgi-fcgi"),
+		"--chdir /home/user/app", "--chdir "+h.appdir,
+		"--app myapp.wsgi:application", "--app "+app)
+	if err := os.WriteFile(filepath.Join(site, "app.fcgi"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(site, ".htaccess"), []byte(htaccess), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startCGIApache runs Apache with the provider's CGI configuration
+// (deploy/shared-hosting/cgi/apache-host.conf) over the host's document root, with module
+// ("cgi" or "cgid") and the others named.
+func startCGIApache(t *testing.T, h cgiHost, module string, more ...string) *apache {
+	t.Helper()
+	return startApache(t, append([]string{module, "rewrite", "alias", "env"}, more...), func(port int) string {
+		conf := deployFile(t, "shared-hosting/cgi/apache-host.conf",
+			"<VirtualHost *:80>", fmt.Sprintf("<VirtualHost 127.0.0.1:%d>\n    AllowEncodedSlashes On", port),
+			"/home/user/public_html", h.docroot)
+		if module == "cgid" {
+			conf = fmt.Sprintf("ScriptSock %s\n", filepath.Join(h.home, "cgid.sock")) + conf
+		}
+		return conf
+	})
+}
+
+// cgiModules are the two ways Apache runs CGI programs: mod_cgi forks from the server process
+// (the prefork MPM's choice), mod_cgid from a daemon of its own (threaded MPMs).
+var cgiModules = []string{"cgi", "cgid"}
+
+func TestCGIMountedApps(t *testing.T) {
+	needApache(t)
+	needDjango(t)
+	for _, module := range cgiModules {
+		for _, prefix := range []string{"", "/app"} {
+			for _, a := range mountedApps {
+				t.Run(fmt.Sprintf("mod_%s/%s/%s", module, mountName(prefix), a.name), func(t *testing.T) {
+					home := shortTempDir(t)
+					os.Chmod(home, 0o755)
+					h := newCGIHost(t, home, prefix, a.file, a.app, deployFile(t, "shared-hosting/cgi/.htaccess"))
+					checkMounted(t, startCGIApache(t, h, module).base, prefix, a.wantPath, false)
+				})
+			}
+		}
+	}
+}
+
+// cgiEnv GETs or POSTs url (cgiapp's /env) and decodes the environ it reports.
+func cgiEnv(t *testing.T, method, url string, header http.Header, body []byte) map[string]any {
+	t.Helper()
+	r := httpDo(t, method, url, header, bytes.NewReader(body))
+	if r.status != 200 {
+		t.Fatalf("%s %s: status %d: %s", method, url, r.status, r.body)
+	}
+	var env map[string]any
+	decode(t, r.body, &env)
+	return env
+}
+
+// cgiAppHost is cgiapp.py at the document root, with the settings in .htaccess (SetEnv
+// WSGI_FCGI_*, as a user without access to app.fcgi's command line can give them), and
+// brokenapp.py, which cannot be imported, at /broken.
+func cgiAppHost(t *testing.T) cgiHost {
+	t.Helper()
+	home := shortTempDir(t)
+	os.Chmod(home, 0o755)
+	htaccess := deployFile(t, "shared-hosting/cgi/.htaccess")
+	h := newCGIHost(t, home, "", "cgiapp.py", "cgiapp:application",
+		htaccess+"SetEnv WSGI_FCGI_MAX_BODY 1MiB\nSetEnv WSGI_FCGI_TIMEOUT 3s\n")
+	copyFile(t, filepath.Join(repoRoot(), "tests", "apps", "brokenapp.py"), filepath.Join(h.appdir, "brokenapp.py"), 0o644)
+	h.addSite(t, "/broken", "brokenapp:application", htaccess)
+	return h
+}
+
+func TestCGIApache(t *testing.T) {
+	needApache(t)
+	for _, module := range cgiModules {
+		t.Run("mod_"+module, func(t *testing.T) {
+			h := cgiAppHost(t)
+			a := startCGIApache(t, h, module)
+			errorLog := filepath.Join(a.dir, "error.log")
+
+			env := cgiEnv(t, "GET", a.base+"/env?x=1", nil, nil)
+			for key, want := range map[string]any{
+				"SCRIPT_NAME": "", "PATH_INFO": "/env", "QUERY_STRING": "x=1", "GATEWAY_INTERFACE": "CGI/1.1",
+				"FCGI_ROLE": "RESPONDER", "wsgi.run_once": true, "wsgi.multiprocess": true, "wsgi.multithread": false,
+			} {
+				if env[key] != want {
+					t.Errorf("environ[%q] = %#v, want %#v", key, env[key], want)
+				}
+			}
+			for key := range env {
+				if strings.HasPrefix(key, "WSGI_FCGI_") || key == "PWD" {
+					t.Errorf("environ has %s: the gateway's settings and the shell's variables are not the request's", key)
+				}
+			}
+			if vars := env["os_environ_request_vars"].([]any); len(vars) != 0 {
+				t.Errorf("the worker's os.environ has the request's variables %v", vars)
+			}
+			if log, _ := os.ReadFile(errorLog); bytes.Contains(log, []byte("wsgi-fcgi")) {
+				t.Errorf("a request served without trouble left lines in the error log:\n%s", log)
+			}
+
+			body := bytes.Repeat([]byte("p"), 300<<10)
+			if env := cgiEnv(t, "POST", a.base+"/env", nil, body); env["body_length"] != float64(len(body)) || env["CONTENT_LENGTH"] != fmt.Sprint(len(body)) {
+				t.Errorf("POST of %d bytes: the app read %v, CONTENT_LENGTH %v", len(body), env["body_length"], env["CONTENT_LENGTH"])
+			}
+			// The settings from .htaccess: --max-body 1MiB, --timeout 3s.
+			if r := httpDo(t, "POST", a.base+"/env", nil, bytes.NewReader(make([]byte, 2<<20))); r.status != 413 {
+				t.Errorf("POST of 2 MiB over WSGI_FCGI_MAX_BODY: status %d, want 413: %s", r.status, r.body)
+			}
+			start := time.Now()
+			if r := httpDo(t, "GET", a.base+"/sleep?s=60", nil, nil); r.status != 504 || time.Since(start) > 20*time.Second {
+				t.Errorf("GET /sleep past WSGI_FCGI_TIMEOUT: status %d after %v, want the gateway's 504", r.status, time.Since(start))
+			}
+			if r := httpDo(t, "GET", a.base+"/bad-header", nil, nil); r.status != 500 || r.header.Get("Injected") != "" {
+				t.Errorf("GET /bad-header: status %d, headers %v, want the gateway's 500", r.status, r.header)
+			}
+
+			checkCGIStreams(t, a.base, h.home)
+
+			before, _ := os.ReadFile(errorLog)
+			r := httpDo(t, "GET", a.base+"/broken/env", nil, nil)
+			if r.status != 500 {
+				t.Errorf("GET /broken/env (an app that cannot be imported): status %d, want 500", r.status)
+			}
+			after, _ := os.ReadFile(errorLog)
+			added := strings.Split(strings.TrimSpace(string(after[len(before):])), "\n")
+			if len(added) != 1 || !strings.Contains(added[0], `wsgi-fcgi: cannot import "brokenapp:application": RuntimeError: brokenapp-import-failure`) {
+				t.Errorf("error log lines for the app that cannot be imported: %q, want its one line", added)
+			}
+		})
+	}
+}
+
+// checkCGIStreams checks that a response streams through Apache: cgiapp's /gate yields its
+// first chunk, then waits for the test to write to a named pipe before it yields the last, so
+// the client can only read the first chunk before the response ends if it streamed.
+func checkCGIStreams(t *testing.T, base, dir string) {
+	t.Helper()
+	fifo := filepath.Join(dir, "gate")
+	if err := syscall.Mkfifo(fifo, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(fifo, 0o666) // the umask took some: the app runs as the web server's user
+	ctx, cancel := context.WithTimeout(context.Background(), reqTimeout)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/gate?fifo="+fifo, nil)
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("GET /gate: %v", err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	first, err := br.ReadString('\n')
+	// Opening the pipe lets the app go on, whether or not the first chunk came.
+	f, ferr := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if ferr != nil {
+		t.Fatal(ferr)
+	}
+	f.Close()
+	if err != nil || first != "first\n" {
+		t.Fatalf("GET /gate: first chunk %q, %v: the response did not stream", first, err)
+	}
+	if rest, err := io.ReadAll(br); err != nil || string(rest) != "last\n" {
+		t.Errorf("GET /gate: then %q, %v, want %q", rest, err, "last\n")
+	}
+}
