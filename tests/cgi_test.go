@@ -95,10 +95,29 @@ func TestCGIMountedApps(t *testing.T) {
 					home := shortTempDir(t)
 					os.Chmod(home, 0o755)
 					h := newCGIHost(t, home, prefix, a.file, a.app, deployFile(t, "shared-hosting/cgi/.htaccess"))
-					checkMounted(t, startCGIApache(t, h, module).base, prefix, a.wantPath, false)
+					base := startCGIApache(t, h, module).base
+					checkMounted(t, base, prefix, a.wantPath, false)
+					checkFormPost(t, base+prefix+"/echo")
 				})
 			}
 		}
+	}
+}
+
+// checkFormPost posts a 200 KiB form to url (the mounted apps' /echo) and checks the app
+// parsed all of it.
+func checkFormPost(t *testing.T, url string) {
+	t.Helper()
+	value := strings.Repeat("x", 200<<10)
+	body := "a=" + value + "&b=2"
+	r := httpDo(t, "POST", url, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, strings.NewReader(body))
+	var got struct{ A_length, Content_length int }
+	if r.status != 200 {
+		t.Fatalf("POST %s: status %d: %s", url, r.status, r.body)
+	}
+	decode(t, r.body, &got)
+	if got.A_length != len(value) || got.Content_length != len(body) {
+		t.Errorf("POST %s: the app parsed a field of %d bytes from a body of %d, want %d and %d", url, got.A_length, got.Content_length, len(value), len(body))
 	}
 }
 
