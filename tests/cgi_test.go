@@ -242,3 +242,58 @@ func checkCGIStreams(t *testing.T, base, dir string) {
 		t.Errorf("GET /gate: then %q, %v, want %q", rest, err, "last\n")
 	}
 }
+
+// TestCGIThenFcgid moves a site from plain CGI to mod_fcgid: only .htaccess changes, app.fcgi
+// stays byte for byte, and the app sees the same environ for the same request, but for
+// wsgi.run_once and what differs between the two Apache modules themselves.
+func TestCGIThenFcgid(t *testing.T) {
+	needApache(t)
+	home := shortTempDir(t)
+	os.Chmod(home, 0o755)
+	h := newCGIHost(t, home, "/app", "cgiapp.py", "cgiapp:application", deployFile(t, "shared-hosting/cgi/.htaccess"))
+	wrapper, _ := os.ReadFile(filepath.Join(h.site, "app.fcgi"))
+	header := http.Header{"X-Test": {"caf\xc3\xa9"}, "Cookie": {"a=1"}}
+	request := func(base string) map[string]any {
+		return cgiEnv(t, "POST", base+"/app/env/x?q=1&r=%2F", header, []byte("body"))
+	}
+	a := startCGIApache(t, h, "cgid")
+	cgi := request(a.base)
+	a.stop(t)
+
+	copyFile(t, filepath.Join(repoRoot(), "deploy", "shared-hosting", ".htaccess"), filepath.Join(h.site, ".htaccess"), 0o644)
+	a = startApache(t, []string{"fcgid", "rewrite", "alias"}, func(port int) string {
+		return deployFile(t, "shared-hosting/apache-host.conf",
+			"<VirtualHost *:80>", fmt.Sprintf("<VirtualHost 127.0.0.1:%d>\n    AllowEncodedSlashes On", port),
+			"/home/user/public_html", h.docroot,
+			"FcgidIPCDir /run/mod_fcgid", "FcgidIPCDir "+filepath.Join(home, "fcgid"),
+			"FcgidProcessTableFile /run/mod_fcgid/fcgid_shm", "FcgidProcessTableFile "+filepath.Join(home, "fcgid_shm"))
+	})
+	fcgid := request(a.base)
+	if now, _ := os.ReadFile(filepath.Join(h.site, "app.fcgi")); !bytes.Equal(now, wrapper) {
+		t.Fatal("app.fcgi changed")
+	}
+	if log, _ := os.ReadFile(filepath.Join(a.dir, "error.log")); !bytes.Contains(log, []byte("(fd 0)")) {
+		t.Errorf("the gateway did not serve mod_fcgid's socket on fd 0:\n%s", log)
+	}
+
+	if cgi["SCRIPT_NAME"] != "/app" || cgi["PATH_INFO"] != "/env/x" || cgi["HTTP_X_TEST"] != "caf\u00c3\u00a9" || cgi["body_length"] != 4.0 {
+		t.Errorf("under mod_cgid: SCRIPT_NAME %v PATH_INFO %v HTTP_X_TEST %v body_length %v", cgi["SCRIPT_NAME"], cgi["PATH_INFO"], cgi["HTTP_X_TEST"], cgi["body_length"])
+	}
+	if cgi["wsgi.run_once"] != true || fcgid["wsgi.run_once"] != false {
+		t.Errorf("wsgi.run_once %v under CGI, %v under mod_fcgid; want true, false", cgi["wsgi.run_once"], fcgid["wsgi.run_once"])
+	}
+	// What the two modules send differently: the port of each Apache and of each client
+	// connection, mod_fcgid's signature in SERVER_SOFTWARE, and mod_fcgid's Connection header.
+	differ := map[string]bool{"wsgi.run_once": true, "HTTP_HOST": true, "SERVER_PORT": true, "REMOTE_PORT": true,
+		"SERVER_SOFTWARE": true, "HTTP_CONNECTION": true}
+	for key, v := range cgi {
+		if w, ok := fcgid[key]; !differ[key] && (!ok || fmt.Sprint(v) != fmt.Sprint(w)) {
+			t.Errorf("environ[%q]: %#v under CGI, %#v under mod_fcgid", key, v, w)
+		}
+	}
+	for key, w := range fcgid {
+		if _, ok := cgi[key]; !ok && !differ[key] {
+			t.Errorf("environ[%q]: %#v under mod_fcgid, absent under CGI", key, w)
+		}
+	}
+}
