@@ -297,3 +297,49 @@ func TestCGIThenFcgid(t *testing.T) {
 		}
 	}
 }
+
+// suexecDocRoot is the document root Debian's apache2-suexec-pristine was built with
+// (suexec -V: AP_DOC_ROOT): suexec runs only programs under it.
+const suexecDocRoot = "/var/www"
+
+// TestCGISuexec runs the site under suexec, as a shared host runs each user's CGI programs
+// as that user: app.fcgi and its directory owned by the user (nobody here), and Apache
+// switching to it through /usr/lib/apache2/suexec.
+func TestCGISuexec(t *testing.T) {
+	needApache(t)
+	const suexecBin = "/usr/lib/apache2/suexec"
+	if fi, err := os.Stat(suexecBin); err != nil || fi.Mode()&os.ModeSetuid == 0 {
+		missingTool(t, "%s is not installed setuid root (Debian package apache2-suexec-pristine)", suexecBin)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("suexec needs Apache started as root, with its children as www-data")
+	}
+	const uid, gid = 65534, 65534 // nobody, nogroup: above suexec's AP_UID_MIN and AP_GID_MIN
+	home, err := os.MkdirTemp(suexecDocRoot, "wsgi-fcgi-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	os.Chmod(home, 0o755)
+	// suexec passes on only the variables of its own safe list: a setting given with SetEnv
+	// (here a body limit of 2 bytes) does not reach the gateway; give it in app.fcgi instead.
+	h := newCGIHost(t, home, "", "cgiapp.py", "cgiapp:application",
+		deployFile(t, "shared-hosting/cgi/.htaccess")+"SetEnv WSGI_FCGI_MAX_BODY 2\n")
+	// suexec refuses a program or a directory that is not the user's, or that others can write.
+	for _, p := range []string{h.docroot, filepath.Join(h.docroot, "app.fcgi"), filepath.Join(h.docroot, ".htaccess")} {
+		if err := os.Chown(p, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := startApache(t, []string{"cgid", "rewrite", "alias", "env", "suexec"}, func(port int) string {
+		return fmt.Sprintf("ScriptSock %s\n", filepath.Join(h.home, "cgid.sock")) + deployFile(t, "shared-hosting/cgi/apache-host.conf",
+			"<VirtualHost *:80>", fmt.Sprintf("<VirtualHost 127.0.0.1:%d>\n    SuexecUserGroup nobody nogroup", port),
+			"/home/user/public_html", h.docroot)
+	})
+	env := cgiEnv(t, "POST", a.base+"/env?x=1", nil, []byte("body"))
+	if env["uid"] != float64(uid) || env["PATH_INFO"] != "/env" || env["body_length"] != 4.0 || env["wsgi.run_once"] != true {
+		t.Errorf("under suexec: uid %v, PATH_INFO %v, body_length %v, wsgi.run_once %v; want %d, /env, 4, true",
+			env["uid"], env["PATH_INFO"], env["body_length"], env["wsgi.run_once"], uid)
+	}
+	checkCGIStreams(t, a.base, h.home)
+}

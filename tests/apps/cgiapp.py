@@ -1,8 +1,8 @@
 """A standard-library WSGI app for the CGI-mode tests (tests/cgi_test.go).
 
 /env answers with the whole environ as JSON (the wsgi.* objects as their type's name, the
-flags as booleans), the body's length, and the request variables found in os.environ (there
-should be none). /gate?fifo=PATH yields a first chunk, then waits until the test writes to the
+flags as booleans), the body's length, the process's uid, and the request variables found in
+os.environ (there should be none). /gate?fifo=PATH yields a first chunk, then waits until the test writes to the
 named pipe PATH before it yields the last: a client that reads the first chunk before the
 test writes saw the response stream. /sleep?s= sleeps; /bad-header answers a header with a
 line break in it.
@@ -45,6 +45,7 @@ def application(environ, start_response):
         else:
             out[key] = type(value).__name__
     out["body_length"] = len(body)
+    out["uid"] = os.getuid()
     out["os_environ_request_vars"] = sorted(k for k in os.environ if k.startswith(REQUEST_PREFIXES))
     data = json.dumps(out, sort_keys=True).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
