@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -342,4 +343,60 @@ func TestCGISuexec(t *testing.T) {
 			env["uid"], env["PATH_INFO"], env["body_length"], env["wsgi.run_once"], uid)
 	}
 	checkCGIStreams(t, a.base, h.home)
+}
+
+// TestCGIByHand runs the gateway as a CGI program without a web server, as docs/cgi.md shows:
+// the response alone on stdout, log lines (the access log on "-" among them) on stderr, and
+// the exit status.
+func TestCGIByHand(t *testing.T) {
+	needPythonFlask(t)
+	cgiVars := []string{"GATEWAY_INTERFACE=CGI/1.1", "REQUEST_METHOD=POST", "CONTENT_LENGTH=5", "PATH_INFO=/env",
+		"SERVER_NAME=localhost", "SERVER_PORT=80", "SERVER_PROTOCOL=HTTP/1.1", "REQUEST_URI=/env"}
+	for _, tc := range []struct {
+		name       string
+		app        string
+		wantStatus int
+		wantStdout string // its start
+		wantStderr []string
+	}{
+		{"served", "frontapp", 0, "Status: 200 OK\r\nContent-Type: application/json\r\n", []string{`"POST /env HTTP/1.1" 200`}},
+		{"import error", "brokenapp", 2, "Status: 500 Internal Server Error\r\n",
+			[]string{`wsgi-fcgi: cannot import "brokenapp": RuntimeError: brokenapp-import-failure`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(gatewayBin, "--app", tc.app, "--chdir", filepath.Join(repoRoot(), "tests", "apps"), "--python", systemPython)
+			cmd.Env = append(append(os.Environ(), cgiVars...), "WSGI_FCGI_ACCESS_LOG=-")
+			cmd.Stdin = strings.NewReader("hello, and more")
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			if code := cmd.ProcessState.ExitCode(); code != tc.wantStatus {
+				t.Errorf("exit status %d (%v), want %d", code, err, tc.wantStatus)
+			}
+			if !strings.HasPrefix(stdout.String(), tc.wantStdout) {
+				t.Errorf("stdout %q, want it to start with %q", stdout.String(), tc.wantStdout)
+			}
+			if tc.wantStatus == 0 && !strings.HasSuffix(stdout.String(), `"body_length": 5, "pid": `+fmt.Sprint(jsonPID(t, stdout.Bytes()))+`, "served": 1}`) {
+				t.Errorf("stdout %q: want the app's JSON, with the 5 bytes of CONTENT_LENGTH read", stdout.String())
+			}
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			if len(lines) != len(tc.wantStderr) {
+				t.Errorf("stderr %q, want %d lines", lines, len(tc.wantStderr))
+			}
+			for i, want := range tc.wantStderr {
+				if i < len(lines) && !strings.Contains(lines[i], want) {
+					t.Errorf("stderr line %d %q, want %q in it", i+1, lines[i], want)
+				}
+			}
+		})
+	}
+}
+
+// jsonPID returns the "pid" of frontapp's /env answer at the end of a CGI response.
+func jsonPID(t *testing.T, out []byte) int {
+	t.Helper()
+	_, body, _ := bytes.Cut(out, []byte("\r\n\r\n"))
+	var v struct{ Pid int }
+	decode(t, body, &v)
+	return v.Pid
 }
