@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -230,14 +231,14 @@ func checkCGIStreams(t *testing.T, base, dir string) {
 	defer resp.Body.Close()
 	br := bufio.NewReader(resp.Body)
 	first, err := br.ReadString('\n')
-	// Opening the pipe lets the app go on, whether or not the first chunk came.
-	f, ferr := os.OpenFile(fifo, os.O_WRONLY, 0)
-	if ferr != nil {
-		t.Fatal(ferr)
-	}
-	f.Close()
+	// The app opens the pipe after its first chunk, and goes on once the pipe is opened for
+	// writing and closed. Opened whether or not the first chunk came, so that the app ends.
+	werr := releaseFIFO(fifo, 10*time.Second)
 	if err != nil || first != "first\n" {
 		t.Fatalf("GET /gate: first chunk %q, %v: the response did not stream", first, err)
+	}
+	if werr != nil {
+		t.Fatalf("GET /gate: %v", werr)
 	}
 	if rest, err := io.ReadAll(br); err != nil || string(rest) != "last\n" {
 		t.Errorf("GET /gate: then %q, %v, want %q", rest, err, "last\n")
@@ -399,4 +400,22 @@ func jsonPID(t *testing.T, out []byte) int {
 	var v struct{ Pid int }
 	decode(t, body, &v)
 	return v.Pid
+}
+
+// releaseFIFO opens the named pipe for writing and closes it, which ends a read of it, once
+// a reader has it open; it fails if none has within timeout (the app was stopped before it
+// got there).
+func releaseFIFO(path string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		// Non-blocking: ENXIO while no process has the pipe open for reading.
+		f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err == nil {
+			return f.Close()
+		}
+		if !errors.Is(err, syscall.ENXIO) || time.Now().After(deadline) {
+			return fmt.Errorf("no reader of %s: %w", path, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
