@@ -23,6 +23,11 @@ const cgiRequestID = 1
 // cgiChunk is the most body one FCGI_STDIN record of a CGI connection carries.
 const cgiChunk = 32 << 10
 
+// errCGIClosed is what reading a CGI connection returns once it is closed: not io.EOF, which
+// would read as a web server that half-closed and still waits for its answers. The connection
+// code then fails the request still running, as for a web server that went away.
+var errCGIClosed = errors.New("fcgi: CGI connection closed")
+
 // ServeCGI serves the one request of a CGI invocation with s.Handler, in the Responder role,
 // and returns when the handler has returned and its output has been written.
 //
@@ -89,8 +94,8 @@ func cgiBody(env []string, stdin io.Reader) io.Reader {
 // cgiConn is the FastCGI connection a CGI invocation stands for. Reading it yields
 // FCGI_BEGIN_REQUEST (without FCGI_KEEP_CONN, so the connection closes after the response),
 // the params, and the body from stdin as FCGI_STDIN records; once the body has ended, a read
-// waits until the connection is closed. Writing it decodes the records the connection code
-// writes and passes FCGI_STDOUT to stdout, FCGI_STDERR to stderr.
+// waits until the connection is closed, and then fails. Writing it decodes the records the
+// connection code writes and passes FCGI_STDOUT to stdout, FCGI_STDERR to stderr.
 type cgiConn struct {
 	head []byte // the records read before the body: begin and params
 
@@ -173,7 +178,7 @@ func (c *cgiConn) Read(p []byte) (int, error) {
 	for len(c.head) == 0 {
 		if c.bodyDone {
 			<-c.closed
-			return 0, io.EOF
+			return 0, errCGIClosed
 		}
 		select {
 		case rec := <-c.body:
@@ -182,7 +187,7 @@ func (c *cgiConn) Read(p []byte) (int, error) {
 				c.bodyDone = true // the empty FCGI_STDIN record
 			}
 		case <-c.closed:
-			return 0, io.EOF
+			return 0, errCGIClosed
 		}
 	}
 	n := copy(p, c.head)
@@ -193,7 +198,7 @@ func (c *cgiConn) Read(p []byte) (int, error) {
 // Write implements io.Writer for the connection's writes.
 func (c *cgiConn) Write(p []byte) (int, error) { return c.out.Write(p) }
 
-// Close ends the connection: reads return io.EOF.
+// Close ends the connection: reads fail with errCGIClosed.
 func (c *cgiConn) Close() error {
 	c.closeOnce.Do(func() { close(c.closed) })
 	return nil

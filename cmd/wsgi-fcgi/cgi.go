@@ -56,7 +56,8 @@ func fd0IsListening() bool {
 }
 
 // useCGISettings makes the settings fit one request: one worker process with one thread and
-// no preload master to fork it. The info level becomes warn: its lines (the worker started)
+// no preload master to fork it, and no socket (the default --listen address is neither
+// checked nor opened). The info level becomes warn: its lines (the worker started)
 // would be in the web server's error log once per request; debug and trace stay.
 func useCGISettings(cfg *Config) {
 	if strings.EqualFold(cfg.LogLevel, "info") {
@@ -69,6 +70,7 @@ func useCGISettings(cfg *Config) {
 	cfg.MaxRequests, cfg.MaxRequestsJitter = 0, 0
 	cfg.Reload = false
 	cfg.HTTP = ""
+	cfg.Listen = ""
 }
 
 // cgiParams returns the request's CGI variables from the process environment: all of it

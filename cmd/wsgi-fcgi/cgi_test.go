@@ -71,10 +71,10 @@ func TestCGIEnvironments(t *testing.T) {
 
 func TestUseCGISettings(t *testing.T) {
 	for _, tc := range []struct{ level, want string }{{"info", "warn"}, {"debug", "debug"}, {"error", "error"}} {
-		cfg := &Config{Workers: 8, Threads: 4, PM: "ondemand", Preload: true, Reload: true, HTTP: ":8000", LogLevel: tc.level}
+		cfg := &Config{Workers: 8, Threads: 4, PM: "ondemand", Preload: true, Reload: true, HTTP: ":8000", Listen: defaultListen, LogLevel: tc.level}
 		useCGISettings(cfg)
-		if cfg.Workers != 1 || cfg.Threads != 1 || cfg.PM != "static" || cfg.Preload || cfg.Reload || cfg.HTTP != "" || cfg.LogLevel != tc.want {
-			t.Errorf("level %s: settings %+v, want one static worker, one thread, no preload, reload or --http, level %s", tc.level, cfg, tc.want)
+		if cfg.Workers != 1 || cfg.Threads != 1 || cfg.PM != "static" || cfg.Preload || cfg.Reload || cfg.HTTP != "" || cfg.Listen != "" || cfg.LogLevel != tc.want {
+			t.Errorf("level %s: settings %+v, want one static worker, one thread, no preload, reload, --http or --listen, level %s", tc.level, cfg, tc.want)
 		}
 	}
 }
