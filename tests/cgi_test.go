@@ -365,7 +365,7 @@ func TestCGIByHand(t *testing.T) {
 		name       string
 		app        string
 		wantStatus int
-		wantStdout string // its start
+		wantStdout string   // its start
 		wantStderr []string // a regular expression for each line
 	}{
 		{"served", "frontapp", 0, "Status: 200 OK\r\nContent-Type: application/json\r\n", []string{regexp.QuoteMeta(`"POST /env HTTP/1.1" 200`)}},
