@@ -401,6 +401,27 @@ func TestCGIByHand(t *testing.T) {
 	}
 }
 
+// TestCGIOneInterpreter checks what a CGI request costs in processes: the interpreter starts
+// once (the worker), with no probe of it before.
+func TestCGIOneInterpreter(t *testing.T) {
+	dir := t.TempDir()
+	starts := filepath.Join(dir, "starts")
+	python := filepath.Join(dir, "python")
+	script := fmt.Sprintf("#!/bin/sh\necho started >> %s\nexec %s \"$@\"\n", starts, systemPython)
+	if err := os.WriteFile(python, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(gatewayBin, "--app", "cgiapp", "--chdir", filepath.Join(repoRoot(), "tests", "apps"), "--python", python)
+	cmd.Env = append(os.Environ(), "GATEWAY_INTERFACE=CGI/1.1", "REQUEST_METHOD=GET", "PATH_INFO=/env")
+	out, err := cmd.Output()
+	if err != nil || !bytes.HasPrefix(out, []byte("Status: 200 OK\r\n")) {
+		t.Fatalf("%v: %q", err, out)
+	}
+	if b, _ := os.ReadFile(starts); strings.Count(string(b), "started") != 1 {
+		t.Errorf("the interpreter started %d times for one request, want once", strings.Count(string(b), "started"))
+	}
+}
+
 // jsonPID returns the "pid" of frontapp's /env answer at the end of a CGI response.
 func jsonPID(t *testing.T, out []byte) int {
 	t.Helper()

@@ -128,9 +128,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		pythonPath = append(pythonPath, dir)
 	}
 
-	if _, err := pyrunner.Probe(cfg.Python); err != nil {
-		fmt.Fprintln(stderr, pythonError(err))
-		return exitConfig
+	// As a CGI program the worker's start is the one interpreter start of the request: no
+	// probe before it (its handshake tells the version; a failed start is answered below).
+	if !cgi {
+		if _, err := pyrunner.Probe(cfg.Python); err != nil {
+			fmt.Fprintln(stderr, pythonError(err))
+			return exitConfig
+		}
 	}
 	pm, _ := pyrunner.ParseMode(cfg.PM) // checked by validate
 	pool, err := pyrunner.New(pyrunner.Options{
