@@ -3,7 +3,8 @@
 // The gateway run as a CGI program by Apache (deploy/shared-hosting/cgi/): mod_cgid and
 // mod_cgi start the same app.fcgi as mod_fcgid does, once per request, and the gateway serves
 // that one request. Flask and Django at / and /app, bodies, streaming, the limits, an app that
-// cannot be imported, the same app.fcgi moved under mod_fcgid unchanged, and suexec.
+// cannot be imported, the same app.fcgi moved under mod_fcgid unchanged, and suexec; and the
+// gateway run as CGI by hand (its output, exit status, and one interpreter start).
 
 package tests
 
