@@ -121,6 +121,9 @@ type Options struct {
 	// Debug makes the runner put the app's traceback in the body of its 500 (it is logged
 	// either way): for development only, as it shows the app's internals to the client.
 	Debug bool
+	// RunOnce tells the app it serves one request in the life of its process
+	// (wsgi.run_once is True): set when the gateway runs as a CGI program.
+	RunOnce bool
 	// StartTimeout bounds a worker's start, import included (default 60s).
 	StartTimeout time.Duration
 	// Env is the workers' environment (default: the gateway's own).

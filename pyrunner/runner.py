@@ -1257,6 +1257,7 @@ def parse_args(argv):
     parser.add_argument("--pythonpath", help="more directories for sys.path, separated by " + os.pathsep)
     parser.add_argument("--preload", action="store_true", help="be a preload master: fork a worker per FORK")
     parser.add_argument("--debug", action="store_true", help="put the traceback in the body of a 500 (always logged)")
+    parser.add_argument("--run-once", action="store_true", help="serve one request: wsgi.run_once is True (CGI mode)")
     return parser.parse_args(argv)
 
 
@@ -1330,6 +1331,7 @@ def run(chans, args, ppid):
     """
     global DEBUG
     DEBUG = args.debug
+    STATIC["wsgi.run_once"] = args.run_once
     stack_fd = os.environ.get(STACK_FD_VAR)
     board_fd = os.environ.get(BOARD_FD_VAR)
     for name in (COOKIE_VAR, FD_VAR, STACK_FD_VAR, BOARD_FD_VAR):

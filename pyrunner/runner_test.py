@@ -675,6 +675,17 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(self.closed(), ["read-after-end:10"])  # only what had already arrived
 
 
+class RunOnceTest(unittest.TestCase):
+    """--run-once (the gateway run as a CGI program): wsgi.run_once is True."""
+
+    def test_run_once(self):
+        runner = Runner(args=("--run-once",))
+        self.addCleanup(runner.close)
+        runner.ready()
+        env = json.loads(runner.request("/environ").body)
+        self.assertEqual((env["run_once"], env["multiprocess"], env["multithread"]), (True, True, False))
+
+
 class DebugTest(unittest.TestCase):
     """--debug: the runner's 500 carries the traceback; it is logged with or without it."""
 

@@ -74,9 +74,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, versionLine())
 		return exitOK
 	}
+	// Started as a CGI program: one request, one worker (cgi.go).
+	cgi := cgiInvoked(cfg, osCGIProbe)
+	var workerEnv []string
+	if cgi {
+		useCGISettings(cfg)
+		workerEnv = cgiWorkerEnv(os.Environ())
+	}
 	// Everything that can be checked is, before the app is imported.
 	if err := checkBeforeStart(cfg, osListenEnv); err != nil {
 		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+		if cgi {
+			writeCGIError(stdout, 500, "Internal Server Error")
+		}
 		return exitConfig
 	}
 	log := newLogger(cfg, stderr)
@@ -118,9 +128,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		pythonPath = append(pythonPath, dir)
 	}
 
-	if _, err := pyrunner.Probe(cfg.Python); err != nil {
-		fmt.Fprintln(stderr, pythonError(cfg, err))
-		return exitConfig
+	// As a CGI program the worker's start is the one interpreter start of the request: no
+	// probe before it (its handshake tells the version; a failed start is answered below).
+	if !cgi {
+		if _, err := pyrunner.Probe(cfg.Python); err != nil {
+			fmt.Fprintln(stderr, pythonError(cfg, err))
+			return exitConfig
+		}
 	}
 	pm, _ := pyrunner.ParseMode(cfg.PM) // checked by validate
 	pool, err := pyrunner.New(pyrunner.Options{
@@ -143,6 +157,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		CancelGrace:       time.Duration(cfg.CancelGrace),
 		Preload:           bool(cfg.Preload),
 		Debug:             bool(cfg.Debug),
+		RunOnce:           cgi,
+		Env:               workerEnv,
 		Threads:           cfg.Threads,
 		QueueSize:         cfg.QueueSize,
 		QueueTimeout:      time.Duration(cfg.QueueTimeout),
@@ -166,6 +182,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			log.Debug("app load failed", "traceback", le.Traceback)
 		}
 		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+		if cgi {
+			writeCGIError(stdout, 500, "Internal Server Error")
+		}
 		if errors.As(err, &le) || errors.Is(err, pyrunner.ErrNoPython) {
 			return exitConfig
 		}
@@ -173,21 +192,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer pool.Close()
 
-	lns, err := openListeners(cfg, osListenEnv, log.Named("listen"))
-	if err != nil {
-		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
-		return exitFailed
-	}
-	ln := lns[0].Listener
-	st := startState{euid: os.Geteuid(), specAddrs: os.Getenv("FCGI_WEB_SERVER_ADDRS")}
-	for _, l := range lns {
-		st.listeners = append(st.listeners, l.Addr())
-	}
-	for _, w := range startWarnings(cfg, st) {
-		log.Warn(w)
-	}
 	trusted, _ := gateway.ParseTrustedProxies(cfg.ForwardedAllowIPs) // checked by validate
-	accessLog, closeAccessLog, err := openAccessLog(cfg, stdout)
+	logOut := stdout
+	if cgi {
+		logOut = stderr // stdout is the response
+	}
+	accessLog, closeAccessLog, err := openAccessLog(cfg, logOut)
 	if err != nil {
 		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
 		return exitConfig
@@ -211,6 +221,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		RequestIDHeader: bool(cfg.RequestIDHeader),
 		Logger:          log.Named("gateway"),
 	})
+	if cgi {
+		return serveCGI(ctx, cfg, gw, pool, stdout, stderr, log)
+	}
+	lns, err := openListeners(cfg, osListenEnv, log.Named("listen"))
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+		return exitFailed
+	}
+	ln := lns[0].Listener
+	st := startState{euid: os.Geteuid(), specAddrs: os.Getenv("FCGI_WEB_SERVER_ADDRS")}
+	for _, l := range lns {
+		st.listeners = append(st.listeners, l.Addr())
+	}
+	for _, w := range startWarnings(cfg, st) {
+		log.Warn(w)
+	}
 	stall := time.Duration(cfg.StallTimeout)
 	if stall == 0 {
 		stall = -1 // 0 means never here; fcgi.Server takes a negative
