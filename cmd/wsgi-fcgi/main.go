@@ -186,6 +186,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, w := range startWarnings(cfg, st) {
 		log.Warn(w)
 	}
+	for _, w := range socketAccessWarnings(lns, osAccessEnv) {
+		log.Warn(w)
+	}
 	trusted, _ := gateway.ParseTrustedProxies(cfg.ForwardedAllowIPs) // checked by validate
 	accessLog, closeAccessLog, err := openAccessLog(cfg, stdout)
 	if err != nil {
