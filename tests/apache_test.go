@@ -260,7 +260,7 @@ func TestApacheAuthorizer(t *testing.T) {
 	// One gateway, two listeners: the responder on the unix socket, the authorizer on TCP
 	// (mod_authnz_fcgi speaks TCP only).
 	g := startGateway(t, gatewayConfig{app: "frontapp:application", workers: 2, listen: "unix:" + sock,
-		args: []string{"--listen", fmt.Sprintf("127.0.0.1:%d", authPort), "--socket-mode", "0666"}})
+		args: []string{"--listen", fmt.Sprintf("127.0.0.1:%d", authPort), "--socket-group", "www-data"}})
 	a := startApache(t, []string{"proxy", "proxy_fcgi", "alias", "authnz_fcgi", "authn_core", "authz_user"}, func(port int) string {
 		site := deployFile(t, "apache/wsgi-fcgi.conf",
 			"<VirtualHost *:80>", fmt.Sprintf("<VirtualHost 127.0.0.1:%d>", port),

@@ -378,24 +378,27 @@ func testDjangoAdminFcgid(t *testing.T, prefix string) {
 }
 
 // TestSocketPermissionWarning: the gateway's unix socket checked against the machine's web
-// server users (www-data here): the warning names the fix when www-data cannot connect, and
-// there is none once the recipe's --socket-group www-data is given.
+// server users (www-data here): the warning names the fix when www-data cannot connect or
+// when every user can, and there is none once the recipe's --socket-group www-data is given.
 func TestSocketPermissionWarning(t *testing.T) {
 	if os.Geteuid() != 0 {
 		missingTool(t, "not root: the socket cannot be given to root:root")
 	}
 	cred := webUser(t, "www-data")
 	for _, tc := range []struct {
-		name    string
-		dirMode os.FileMode
-		args    []string
-		want    string // in the warning; "": none
+		name     string
+		dirMode  os.FileMode
+		args     []string
+		want     string // in the warning; "": none
+		connects bool   // www-data may connect
 	}{
 		{name: "default", dirMode: 0o755,
 			want: "the web server (www-data"},
-		{name: "recipe", dirMode: 0o755, args: []string{"--socket-group", "www-data"}},
+		{name: "recipe", dirMode: 0o755, args: []string{"--socket-group", "www-data"}, connects: true},
 		{name: "directory", dirMode: 0o700, args: []string{"--socket-group", "www-data"},
 			want: "it may not search the directory"},
+		{name: "every user", dirMode: 0o755, args: []string{"--socket-mode", "0666"},
+			want: "every local user may connect", connects: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := shortTempDir(t)
@@ -406,7 +409,7 @@ func TestSocketPermissionWarning(t *testing.T) {
 			log := g.stderr.String()
 			var warned []string
 			for _, l := range warningLines(log) {
-				if strings.Contains(l, "cannot connect") {
+				if strings.Contains(l, "unix socket") {
 					warned = append(warned, l)
 				}
 			}
@@ -420,7 +423,7 @@ func TestSocketPermissionWarning(t *testing.T) {
 			cmd := exec.Command(systemPython, "-c", "import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])", sock)
 			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 			out, err := cmd.CombinedOutput()
-			if connected := err == nil; connected != (tc.want == "") {
+			if connected := err == nil; connected != tc.connects {
 				t.Errorf("www-data connected: %v (%v %s); warned: %v", connected, err, out, len(warned) > 0)
 			}
 		})

@@ -128,8 +128,8 @@ const (
 )
 
 // socketAccessWarnings returns a warning for each unix socket the gateway made (--listen)
-// that none of the machine's web server users may connect to; none when the machine has no
-// such user, or one of them may connect.
+// that every local user may connect to, or that none of the machine's web server users may
+// connect to (none when the machine has no such user, or one of them may connect).
 func socketAccessWarnings(lns []listener, env accessEnv) []string {
 	var out []string
 	for _, l := range lns {
@@ -145,11 +145,17 @@ func socketAccessWarnings(lns []listener, env accessEnv) []string {
 
 // socketAccessWarning returns the warning for the socket file path, or "". To connect, a user
 // needs search permission on every directory above the socket and write permission on it.
+// A socket others may write to lets any local user send requests as the web server (php-fpm's
+// CVE-2014-0185): that is said first.
 func socketAccessWarning(path string, env accessEnv) string {
 	if path == "" || strings.HasPrefix(path, "@") {
 		return "" // Linux's abstract namespace: no file, no permissions
 	}
 	path, err := filepath.Abs(path)
+	if err != nil {
+		return ""
+	}
+	sock, err := env.stat(path)
 	if err != nil {
 		return ""
 	}
@@ -159,11 +165,15 @@ func socketAccessWarning(path string, env accessEnv) string {
 			users = append(users, a)
 		}
 	}
-	if len(users) == 0 {
-		return ""
+	group := "www-data"
+	if len(users) > 0 {
+		group = users[0].group
 	}
-	sock, err := env.stat(path)
-	if err != nil {
+	if sock.mode.Perm()&0o002 != 0 {
+		return fmt.Sprintf("unix socket %s is %04o: every local user may connect and send requests as the web server would; give the web server's group instead: --socket-group %s, and the default --socket-mode 0660",
+			path, sock.mode.Perm(), group)
+	}
+	if len(users) == 0 {
 		return ""
 	}
 	var dirs []string
@@ -205,7 +215,7 @@ func socketAccessWarning(path string, env accessEnv) string {
 		return fmt.Sprintf("unix socket %s: the web server (%s) cannot connect, so it will answer 502: it may not search the directory %s (%04o %s:%s); put the socket in a directory it can reach, such as /run/wsgi-fcgi/ (mode 0755)",
 			path, who, blockedDir, d.mode.Perm(), env.user(d.uid), env.group(d.gid))
 	}
-	fix := "--socket-group " + users[0].group
+	fix := "--socket-group " + group
 	if sock.mode.Perm()&0o020 == 0 {
 		fix += " --socket-mode 0660"
 	}
