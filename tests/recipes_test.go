@@ -167,12 +167,13 @@ func checkDjangoAdmin(t *testing.T, base, prefix string) {
 		}
 		return resp, string(b)
 	}
+	// location is a redirect's target as a path and query, whether absolute or not.
 	location := func(resp *http.Response) string {
 		u, err := resp.Location()
 		if err != nil {
 			return ""
 		}
-		return u.Path + map[bool]string{true: "?" + u.RawQuery}[u.RawQuery != ""]
+		return u.RequestURI()
 	}
 
 	if prefix != "" {
@@ -217,20 +218,13 @@ func checkDjangoAdmin(t *testing.T, base, prefix string) {
 }
 
 // startNginxAs runs nginx with conf (a recipe, as the file in conf.d) on port, its workers as
-// user (www-data, as Debian's nginx.conf says), and returns its base URL.
+// user (www-data, as Debian's nginx.conf says), and returns its base URL. It is
+// startNginxConf with Debian's mime.types read, and a temp dir the user may search (nginx
+// makes its temp paths inside, owned by the user).
 func startNginxAs(t *testing.T, conf string, port int, user string) string {
 	t.Helper()
-	webUser(t, user)
-	n := startNginxConfAs(t, conf, port, user)
-	return n.base
-}
-
-// startNginxConfAs is startNginxConf with the workers' user named and Debian's mime.types
-// read: the temp dir is made searchable by that user (nginx makes its temp paths inside,
-// owned by it).
-func startNginxConfAs(t *testing.T, conf string, port int, user string) *nginx {
-	t.Helper()
 	bin := needNginx(t)
+	webUser(t, user)
 	params, err := os.ReadFile("/etc/nginx/fastcgi_params")
 	if err != nil {
 		missingTool(t, "read nginx's fastcgi_params: %v", err)
@@ -242,6 +236,9 @@ func startNginxConfAs(t *testing.T, conf string, port int, user string) *nginx {
 	main := strings.Replace(mainConfig(dir), "default_type application/octet-stream;",
 		"include /etc/nginx/mime.types;\n    default_type application/octet-stream;", 1)
 	if os.Geteuid() == 0 {
+		if !strings.Contains(main, "user root;") {
+			t.Fatalf("mainConfig names no user to replace with %s:\n%s", user, main)
+		}
 		main = strings.Replace(main, "user root;", "user "+user+";", 1)
 	}
 	for name, content := range map[string]string{"nginx.conf": main, "wsgi-fcgi.conf": conf, "fastcgi_params": string(params)} {
@@ -250,19 +247,18 @@ func startNginxConfAs(t *testing.T, conf string, port int, user string) *nginx {
 		}
 	}
 	cmd := exec.Command(bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"))
-	n := &nginx{dir: dir, port: port, base: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	n.process = startProcess(t, "nginx", cmd)
+	p := startProcess(t, "nginx", cmd)
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 			t.Logf("nginx error.log:\n%s", b)
 		}
 	})
-	if err := waitDial(n.process, "tcp", fmt.Sprintf("127.0.0.1:%d", port), startTimeout); err != nil {
+	if err := waitDial(p, "tcp", fmt.Sprintf("127.0.0.1:%d", port), startTimeout); err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 		t.Fatalf("start nginx: %v\n%s", err, b)
 	}
-	return n
+	return fmt.Sprintf("http://127.0.0.1:%d", port)
 }
 
 // startCaddyAs runs caddy with a recipe's site block as the packaged user caddy, and returns
