@@ -425,3 +425,25 @@ func TestSocketPermissionWarning(t *testing.T) {
 		})
 	}
 }
+
+// TestSocketGroupNotMember: a gateway whose user may not give its socket the recipe's group
+// (it is not root, nor in the group) says so before it imports the app, with exit status 2.
+func TestSocketGroupNotMember(t *testing.T) {
+	if os.Geteuid() != 0 {
+		missingTool(t, "not root: cannot run the gateway as another user")
+	}
+	webUser(t, "www-data")
+	nobody := webUser(t, "nobody")
+	dir := shortTempDir(t)
+	os.Chmod(dir, 0o777)
+	bin := filepath.Join(dir, "wsgi-fcgi") // the test's own copy is in a directory only root may search
+	copyFile(t, gatewayBin, bin, 0o755)
+	cmd := exec.Command(bin, "--listen", "unix:"+filepath.Join(dir, "gw.sock"), "--socket-group", "www-data", "--python", systemPython)
+	cmd.Env = gatewayEnv(nil)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: nobody}
+	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), "not in the group www-data") {
+		t.Errorf("exit status %d (%v), want 2 and the group named; output:\n%s", code, err, out)
+	}
+}

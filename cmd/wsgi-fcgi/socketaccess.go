@@ -3,7 +3,8 @@
 // socketaccess.go: whether the web server can connect to the unix sockets the gateway made.
 // A web server whose workers cannot connect answers 502 and the gateway, which never sees the
 // attempt, says nothing; so at start the socket file and every directory above it are checked
-// against the web server users of the machine, and one warning names the fix.
+// against the web server users of the machine, and one warning names the fix. Before that,
+// whether the gateway's user may give its sockets the owner and group asked for.
 
 package main
 
@@ -221,4 +222,30 @@ func socketAccessWarning(path string, env accessEnv) string {
 	}
 	return fmt.Sprintf("unix socket %s: the web server (%s) cannot connect, so it will answer 502: the socket is %04o %s:%s; start the gateway with %s",
 		path, who, sock.mode.Perm(), env.user(sock.uid), env.group(sock.gid), fix)
+}
+
+// socketChownProblem returns the setting (socket-owner or socket-group) that a gateway running
+// as euid, in the groups gids, may not give its unix sockets, and what it needs, or "", "".
+// uid and gid are what was asked for, -1 for nothing; group is the group as it was named. As chown(2) allows it, root gives any
+// owner and group; another user keeps the owner and gives only a group it is in.
+func socketChownProblem(uid, gid int, group string, euid int, gids []int) (setting, want string) {
+	switch {
+	case euid == 0:
+		return "", ""
+	case uid >= 0 && uid != euid:
+		return "socket-owner", fmt.Sprintf("the gateway's own user: only root gives a file to another user, and the gateway runs as uid %d", euid)
+	case gid >= 0 && !containsInt(gids, gid):
+		return "socket-group", fmt.Sprintf("a group the gateway's user is in: it runs as uid %d, which is not in the group %s (add it with usermod -aG %s USER, or start the gateway as root)", euid, group, group)
+	}
+	return "", ""
+}
+
+// hasUnixAddr reports whether a --listen address is a unix socket path.
+func hasUnixAddr(listen string) bool {
+	for _, a := range splitList(listen) {
+		if strings.HasPrefix(a, "unix:") || strings.Contains(a, "/") {
+			return true
+		}
+	}
+	return false
 }

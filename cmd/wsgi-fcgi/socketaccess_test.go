@@ -147,3 +147,30 @@ func TestDefaultSocketMode(t *testing.T) {
 		t.Errorf("socket mode %v (%v), want 0660", st.Mode().Perm(), err)
 	}
 }
+
+// TestSocketChownProblem: what chown(2) lets the gateway's user do with its socket's owner and
+// group.
+func TestSocketChownProblem(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		uid, gid, euid  int
+		gids            []int
+		setting, inWant string
+	}{
+		{name: "root, any owner and group", uid: 33, gid: 33, euid: 0},
+		{name: "nothing asked", uid: -1, gid: -1, euid: 1000, gids: []int{1000}},
+		{name: "a group the user is in", uid: -1, gid: 33, euid: 1000, gids: []int{1000, 33}},
+		{name: "its own user", uid: 1000, gid: -1, euid: 1000, gids: []int{1000}},
+		{name: "a group the user is not in", uid: -1, gid: 33, euid: 1000, gids: []int{1000},
+			setting: "socket-group", inWant: "uid 1000, which is not in the group www-data (add it with usermod -aG www-data USER"},
+		{name: "another owner", uid: 33, gid: -1, euid: 1000, gids: []int{1000},
+			setting: "socket-owner", inWant: "only root gives a file to another user"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			setting, want := socketChownProblem(tc.uid, tc.gid, "www-data", tc.euid, tc.gids)
+			if setting != tc.setting || !strings.Contains(want, tc.inWant) || (tc.inWant == "") != (want == "") {
+				t.Errorf("got %q %q, want %q and %q", setting, want, tc.setting, tc.inWant)
+			}
+		})
+	}
+}
