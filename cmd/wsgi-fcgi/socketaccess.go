@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -107,19 +108,10 @@ func (f fileOwner) allows(a account, want os.FileMode) bool {
 		return true
 	case a.uid == f.uid:
 		return perm&(want<<6) != 0
-	case containsInt(a.gids, f.gid):
+	case slices.Contains(a.gids, f.gid):
 		return perm&(want<<3) != 0
 	}
 	return perm&want != 0
-}
-
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // Permission bits, as "other" bits.
@@ -177,44 +169,27 @@ func socketAccessWarning(path string, env accessEnv) string {
 	if len(users) == 0 {
 		return ""
 	}
-	var dirs []string
-	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
-		dirs = append([]string{d}, dirs...)
-		if d == "/" {
-			break
-		}
-	}
-	owners := map[string]fileOwner{}
-	for _, d := range dirs {
-		fo, err := env.stat(d)
-		if err != nil {
-			return "" // cannot tell
-		}
-		owners[d] = fo
+	dirs, err := parentDirs(path, env.stat)
+	if err != nil {
+		return "" // cannot tell
 	}
 	var names []string
-	blockedDir := ""
+	blockedDir := -1 // the first directory that keeps a user out
 	for _, a := range users {
 		names = append(names, a.name)
-		dirOK := true
-		for _, d := range dirs {
-			if !owners[d].allows(a, permSearch) {
-				dirOK = false
-				if blockedDir == "" {
-					blockedDir = d
-				}
-				break
-			}
-		}
-		if dirOK && sock.allows(a, permWrite) {
+		i := slices.IndexFunc(dirs, func(d dirOwner) bool { return !d.allows(a, permSearch) })
+		if i < 0 && sock.allows(a, permWrite) {
 			return ""
+		}
+		if i >= 0 && blockedDir < 0 {
+			blockedDir = i
 		}
 	}
 	who := strings.Join(names, ", ")
-	if blockedDir != "" {
-		d := owners[blockedDir]
+	if blockedDir >= 0 {
+		d := dirs[blockedDir]
 		return fmt.Sprintf("unix socket %s: the web server (%s) cannot connect, so it will answer 502: it may not search the directory %s (%04o %s:%s); put the socket in a directory it can reach, such as /run/wsgi-fcgi/ (mode 0755)",
-			path, who, blockedDir, d.mode.Perm(), env.user(d.uid), env.group(d.gid))
+			path, who, d.path, d.mode.Perm(), env.user(d.uid), env.group(d.gid))
 	}
 	fix := "--socket-group " + group
 	if sock.mode.Perm()&0o020 == 0 {
@@ -224,17 +199,39 @@ func socketAccessWarning(path string, env accessEnv) string {
 		path, who, sock.mode.Perm(), env.user(sock.uid), env.group(sock.gid), fix)
 }
 
+// dirOwner is a directory above a socket, with its mode, owner and group.
+type dirOwner struct {
+	path string
+	fileOwner
+}
+
+// parentDirs returns every directory above path, from the root down.
+func parentDirs(path string, stat func(string) (fileOwner, error)) ([]dirOwner, error) {
+	var out []dirOwner
+	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
+		fo, err := stat(d)
+		if err != nil {
+			return nil, err
+		}
+		out = append([]dirOwner{{d, fo}}, out...)
+		if d == "/" || d == "." {
+			return out, nil
+		}
+	}
+}
+
 // socketChownProblem returns the setting (socket-owner or socket-group) that a gateway running
 // as euid, in the groups gids, may not give its unix sockets, and what it needs, or "", "".
-// uid and gid are what was asked for, -1 for nothing; group is the group as it was named. As chown(2) allows it, root gives any
-// owner and group; another user keeps the owner and gives only a group it is in.
+// uid and gid are what was asked for, -1 for nothing; group is the group as it was named. As
+// chown(2) allows it, root gives any owner and group; another user keeps the owner and gives
+// only a group it is in.
 func socketChownProblem(uid, gid int, group string, euid int, gids []int) (setting, want string) {
 	switch {
 	case euid == 0:
 		return "", ""
 	case uid >= 0 && uid != euid:
 		return "socket-owner", fmt.Sprintf("the gateway's own user: only root gives a file to another user, and the gateway runs as uid %d", euid)
-	case gid >= 0 && !containsInt(gids, gid):
+	case gid >= 0 && !slices.Contains(gids, gid):
 		return "socket-group", fmt.Sprintf("a group the gateway's user is in: it runs as uid %d, which is not in the group %s (add it with usermod -aG %s USER, or start the gateway as root)", euid, group, group)
 	}
 	return "", ""
