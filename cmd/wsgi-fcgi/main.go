@@ -237,6 +237,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, w := range startWarnings(cfg, st) {
 		log.Warn(w)
 	}
+	for _, w := range socketAccessWarnings(lns, osAccessEnv) {
+		log.Warn(w)
+	}
 	stall := time.Duration(cfg.StallTimeout)
 	if stall == 0 {
 		stall = -1 // 0 means never here; fcgi.Server takes a negative

@@ -73,7 +73,7 @@ func settings(c *Config) []setting {
 		{name: "forwarded-allow-ips", group: groupApp, value: &c.ForwardedAllowIPs, arg: "IPS", example: "10.0.0.1,10.1.0.0/16", def: "none", usage: "comma-separated IPs and CIDRs of proxies whose X-Forwarded-Proto, -For and -Host are believed (\"*\": any)"},
 
 		{name: "listen", group: groupListen, value: listenFlag{c}, arg: "ADDR", usage: "where FastCGI connections come in: host:port, [::1]:port, /path/to.sock or unix:PATH; repeat it, or separate with commas, for several. A socket inherited on fd 0 (mod_fcgid, spawn-fcgi) or from systemd (LISTEN_FDS) replaces the default"},
-		{name: "socket-mode", group: groupListen, value: &c.SocketMode, arg: "MODE", example: "0660", def: "from the umask", usage: "permissions of the unix socket files --listen makes, in octal"},
+		{name: "socket-mode", group: groupListen, value: &c.SocketMode, arg: "MODE", example: "0660", usage: "permissions of the unix socket files --listen makes, in octal: the owner and the group may connect (give the group with --socket-group)"},
 		{name: "socket-owner", group: groupListen, value: &c.SocketOwner, arg: "USER", example: "www-data", def: "the gateway's user", usage: "owner (name or uid) of the unix socket files --listen makes"},
 		{name: "socket-group", group: groupListen, value: &c.SocketGroup, arg: "GROUP", example: "www-data", def: "the gateway's group", usage: "group (name or gid) of the unix socket files --listen makes"},
 		{name: "web-server-addrs", group: groupListen, value: &c.WebServerAddrs, arg: "IPS", example: "127.0.0.1,10.0.0.0/8", def: "FCGI_WEB_SERVER_ADDRS, else any", usage: "comma-separated IPs and CIDRs TCP connections may come from; others are closed and logged"},
