@@ -6,7 +6,6 @@ package pyrunner
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -428,51 +427,4 @@ func (p *process) killAfter(d time.Duration) {
 		p.log.Warn("worker did not exit after its channel closed: killing it", "waited", d)
 		p.kill()
 	}
-}
-
-// relay copies one output stream of the worker to the log, a line per entry. Lines the
-// runner writes as hclog-style JSON keep their level and fields.
-func relay(log hclog.Logger, pipes *sync.WaitGroup, r io.ReadCloser, stream string) {
-	defer pipes.Done()
-	defer r.Close()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if len(line) > 0 && line[0] == '{' && relayJSON(log, line) {
-			continue
-		}
-		log.Info(string(line), "stream", stream)
-	}
-	if err := sc.Err(); err != nil {
-		log.Warn("worker output not relayed", "stream", stream, "error", err)
-		io.Copy(io.Discard, r)
-	}
-}
-
-func relayJSON(log hclog.Logger, line []byte) bool {
-	var m map[string]any
-	if json.Unmarshal(line, &m) != nil {
-		return false
-	}
-	msg, ok := m["@message"].(string)
-	if !ok {
-		return false
-	}
-	level := hclog.Info
-	if s, ok := m["@level"].(string); ok {
-		level = hclog.LevelFromString(s)
-		if level == hclog.NoLevel {
-			level = hclog.Info
-		}
-	}
-	args := make([]any, 0, 2*len(m))
-	for k, v := range m {
-		if strings.HasPrefix(k, "@") {
-			continue
-		}
-		args = append(args, k, v)
-	}
-	log.Log(level, msg, args...)
-	return true
 }
