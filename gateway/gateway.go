@@ -180,9 +180,6 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 	}
 	split := derivePath(pathInput{mount: g.mount, scriptName: c.scriptName, pathInfo: c.pathInfo,
 		requestURI: c.requestURI, scriptFilename: c.scriptFilename})
-	if split.conflict != "" {
-		g.warnShape(split, c)
-	}
 	if g.opts.StatusPath != "" && g.opts.Status != nil && isPath(split, g.opts.StatusPath) {
 		q, _ := r.Params.Get("QUERY_STRING")
 		format, full := parseStatusQuery(string(q))
@@ -203,6 +200,9 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 		io.WriteString(w, "Status: 200 OK\r\nContent-Type: text/plain\r\n"+g.idHeaderLine(st)+
 			"Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\nCache-Control: no-cache, no-store, must-revalidate, max-age=0\r\n\r\npong\n")
 		return
+	}
+	if split.conflict != "" {
+		g.warnShape(split, c) // not for the gateway's own pages: they need no mount
 	}
 	if g.track {
 		// For the status page's per-worker rows: references into the params, which stay put
@@ -251,7 +251,14 @@ func (g *Gateway) warnShape(split pathResult, c *cgiRequest) {
 	if _, seen := g.warned.LoadOrStore(key, struct{}{}); seen {
 		return
 	}
-	g.log.Warn("SCRIPT_NAME/PATH_INFO from the web server contradict each other; set --mount to say where the app lives",
+	msg := "SCRIPT_NAME/PATH_INFO from the web server contradict each other; set --mount to say where the app lives"
+	switch {
+	case split.conflict == conflictMountShape:
+		msg = "request outside --mount: the app sees its whole path as PATH_INFO, with SCRIPT_NAME empty"
+	case len(g.mount) > 0:
+		msg = "SCRIPT_NAME/PATH_INFO from the web server contradict each other; the app sees the path under --mount"
+	}
+	g.log.Warn(msg,
 		"shape", split.conflict, "rule", split.rule, "mount", string(g.mount),
 		"SCRIPT_NAME", string(c.scriptName), "PATH_INFO", string(c.pathInfo), "REQUEST_URI", string(c.requestURI),
 		"app_sees_SCRIPT_NAME", string(split.script), "app_sees_PATH_INFO", string(split.path))
