@@ -40,9 +40,10 @@ type process struct {
 	log    hclog.Logger
 	slots  []*worker
 
-	started time.Time
-	python  readyInfo // what its first READY said of the interpreter
-	spawned chan int  // preload: the pid from the master's SPAWNED (0: the master is gone)
+	started  time.Time
+	replaces int       // the pid of the process it replaces, for its start's log line (0: none)
+	python   readyInfo // what its first READY said of the interpreter
+	spawned  chan int  // preload: the pid from the master's SPAWNED (0: the master is gone)
 
 	board     *board       // the cancel board it shares with the gateway
 	owners    atomic.Int32 // its channels' owner goroutines still running; the last unmaps the board
@@ -57,7 +58,8 @@ type process struct {
 	maxRequests  int // recycle after this many (0: never); MaxRequests plus this process's jitter
 	retiring     bool
 	retireReason string
-	killed       bool // the pool killed it: its exit is no crash
+	killed       bool   // the pool killed it: its exit is no crash
+	killReason   string // why, for its exit's log line
 }
 
 // worker is one channel of a process: what the pool hands requests to. Its owner goroutine
@@ -209,10 +211,19 @@ func (pl *Pool) execProcess(p *process) error {
 	return p.handshake(pl)
 }
 
-// init sets up a process that has started (its pid known).
+// init sets up a process that has started (its pid known), and logs its start.
 func (p *process) init(pl *Pool) {
 	p.started = time.Now()
 	p.log = pl.log.With("worker", p.id, "pid", p.pid)
+	msg := "worker started: importing the app"
+	if pl.opts.Preload {
+		msg = "worker started: forked by the preload master"
+	}
+	if p.replaces != 0 {
+		p.log.Info(msg, "replaces", p.replaces)
+	} else {
+		p.log.Info(msg)
+	}
 	for i, w := range p.slots {
 		w.log = p.log
 		if len(p.slots) > 1 {
@@ -358,7 +369,6 @@ func (w *worker) handshake(timeout time.Duration, app string, stop <-chan struct
 			<-w.p.done // the process is gone or going: its exit says more than EOF
 			return w.p.exitError(app)
 		case r.h.typ == frameReady:
-			w.log.Debug("worker ready", "info", string(r.payload))
 			if w.ch == 0 {
 				w.p.python = parseReady(r.payload)
 			}
@@ -424,7 +434,7 @@ func (p *process) killAfter(d time.Duration) {
 	select {
 	case <-p.done:
 	case <-t.C:
-		p.log.Warn("worker did not exit after its channel closed: killing it", "waited", d)
+		p.log.Warn("worker did not exit after its channel closed: killing it", "waited", d.String())
 		p.kill()
 	}
 }
