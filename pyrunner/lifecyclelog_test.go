@@ -137,3 +137,27 @@ func TestLoggedEnumsAreNames(t *testing.T) {
 		}
 	}
 }
+
+// An ondemand worker that idles out says so at info, and nothing names it as replaced.
+func TestIdleExitLogged(t *testing.T) {
+	opts := fakeOptions(t, "echo", 2)
+	opts.Mode = Ondemand
+	opts.IdleTimeout = 100 * time.Millisecond
+	sink := withJSONLog(&opts)
+	p := startPool(t, opts)
+	old := p.PIDs()[0]
+	var exit record
+	waitFor(t, 5*time.Second, "the idle worker's exit line", func() bool {
+		exit = findRecord(sink.records(t), "worker exited", map[string]any{"pid": old})
+		return exit != nil
+	})
+	if exit.str("@level") != "info" || exit.str("cause") != "idle" || exit.str("reason") != "idle timeout" {
+		t.Errorf("exit line %v, want cause idle at info", exit)
+	}
+	if err := p.Do(context.Background(), simpleRequest(), &recorder{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := findRecord(sink.records(t), "worker started: importing the app", map[string]any{"replaces": old}); r != nil {
+		t.Errorf("a worker started on demand is said to replace the one that idled out: %v", r)
+	}
+}

@@ -1133,6 +1133,19 @@ class ErrorRecordTest(unittest.TestCase):
             runner.log = saved
         self.assertEqual(lines, [("info", "a", {"more": "b", "stream": "wsgi.errors", "request_id": "r1"})])
 
+    def test_outside_a_request_a_line_goes_at_once(self):
+        runner = import_runner()
+        lines = []
+        stream = runner.ErrorStream(types.SimpleNamespace(in_app=False, request_id=""))
+        saved, runner.log = runner.log, lambda level, message, **f: lines.append((level, message, f))
+        try:
+            stream.write("from a background thread")
+            self.assertEqual(lines, [])
+            stream.write("\n")
+        finally:
+            runner.log = saved
+        self.assertEqual(lines, [("info", "from a background thread", {"stream": "wsgi.errors"})])
+
 
 class FileWrapperTest(unittest.TestCase):
     """wsgi.file_wrapper used as a plain iterable (by middleware that wraps the app's result)."""
