@@ -637,12 +637,13 @@ class ErrorStream:
     methods clear the lane's in_app while they run.
     """
 
-    __slots__ = ("lane", "parts", "size")
+    __slots__ = ("lane", "parts", "size", "lock")
 
     def __init__(self, lane=NO_LANE):
         self.lane = lane
         self.parts = []
         self.size = 0
+        self.lock = threading.Lock()  # the app's other threads may write to it too
 
     def write(self, s):
         if not isinstance(s, str):
@@ -651,9 +652,11 @@ class ErrorStream:
         was = lane.in_app
         lane.in_app = False
         try:
-            self.parts.append(s)
-            self.size += len(s)
-            if self.size > ERRORS_MAX or (not getattr(lane, "request_id", "") and s.endswith("\n")):
+            with self.lock:
+                self.parts.append(s)
+                self.size += len(s)
+                full = self.size > ERRORS_MAX
+            if full or (not getattr(lane, "request_id", "") and s.endswith("\n")):
                 self.emit()
             return len(s)
         finally:
@@ -674,9 +677,10 @@ class ErrorStream:
 
     def emit(self):
         """Log what is kept, as one record; nothing when nothing is."""
-        if not self.parts:
-            return
-        text, self.parts, self.size = "".join(self.parts), [], 0
+        with self.lock:
+            if not self.parts:
+                return
+            text, self.parts, self.size = "".join(self.parts), [], 0
         record = error_record(text)
         if record is not None:
             level, message, fields = record
