@@ -39,6 +39,9 @@ func (m Mode) String() string {
 	return fmt.Sprintf("mode(%d)", uint8(m))
 }
 
+// MarshalText writes the mode by name, as String does: in JSON logs too.
+func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
 // ParseMode reads "static", "dynamic" or "ondemand".
 func ParseMode(s string) (Mode, error) {
 	for _, m := range []Mode{Static, Dynamic, Ondemand} {

@@ -627,44 +627,99 @@ NO_BODY = Input(None, b"", 0)
 
 
 class ErrorStream:
-    """wsgi.errors: a text stream writing to the current sys.stderr.
+    """wsgi.errors: a text stream whose text reaches the gateway's log as one record per flush.
 
-    The runner makes stderr line-buffered at start (Python 3.8 buffers a piped stderr in
-    blocks), so each line reaches the gateway's log as it is written. One per lane: its
+    What the app writes is kept until it calls flush(), until its request ends, or until more
+    than ERRORS_MAX characters are kept; then it goes out as one hclog-style JSON record on
+    stderr (error_record), so that a message written in several parts, or a traceback written
+    line by line (traceback.print_exc(file=...)), is one record in the log. Outside a request
+    (an app's background thread) a write that ends a line goes out at once. One per lane: its
     methods clear the lane's in_app while they run.
     """
 
-    __slots__ = ("lane",)
+    __slots__ = ("lane", "parts", "size", "lock")
 
     def __init__(self, lane=NO_LANE):
         self.lane = lane
+        self.parts = []
+        self.size = 0
+        self.lock = threading.Lock()  # the app's other threads may write to it too
 
     def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError("wsgi.errors.write() takes a str, not %s" % type(s).__name__)
         lane = self.lane
         was = lane.in_app
         lane.in_app = False
         try:
-            return sys.stderr.write(s)
+            with self.lock:
+                self.parts.append(s)
+                self.size += len(s)
+                full = self.size > ERRORS_MAX
+            if full or (not getattr(lane, "request_id", "") and s.endswith("\n")):
+                self.emit()
+            return len(s)
         finally:
             lane.in_app = was
 
     def writelines(self, lines):
-        lane = self.lane
-        was = lane.in_app
-        lane.in_app = False
-        try:
-            sys.stderr.writelines(lines)
-        finally:
-            lane.in_app = was
+        for line in lines:
+            self.write(line)
 
     def flush(self):
         lane = self.lane
         was = lane.in_app
         lane.in_app = False
         try:
-            sys.stderr.flush()
+            self.emit()
         finally:
             lane.in_app = was
+
+    def emit(self):
+        """Log what is kept, as one record; nothing when nothing is."""
+        with self.lock:
+            if not self.parts:
+                return
+            text, self.parts, self.size = "".join(self.parts), [], 0
+        record = error_record(text)
+        if record is not None:
+            level, message, fields = record
+            request_id = getattr(self.lane, "request_id", "")
+            if request_id:
+                fields["request_id"] = request_id
+            log(level, message, stream="wsgi.errors", **fields)
+
+
+# ErrorStream keeps at most this many characters before it logs them.
+ERRORS_MAX = 64 * 1024
+
+TRACEBACK_START = "Traceback (most recent call last):"
+
+
+def error_record(text):
+    """The level, message and fields of the record for text written to wsgi.errors; None when
+    it is only white space.
+
+    Text holding a Python traceback is an error: its message is its first line when text comes
+    before the traceback (a logging call's message), with the exception line as the field
+    "error" and the rest as "traceback"; else the exception line, with the text as
+    "traceback". Other text is info: its first line is the message, and the lines after
+    it, if any, the field "more".
+    """
+    lines = text.rstrip().split("\n")
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if not lines:
+        return None
+    for i, line in enumerate(lines):
+        if line.endswith(TRACEBACK_START):
+            exception = next((l for l in reversed(lines) if l and not l[0].isspace()), line)
+            if i == 0:
+                return "error", exception, {"traceback": "\n".join(lines)}
+            return "error", lines[0], {"error": exception, "traceback": "\n".join(lines[1:])}
+    if len(lines) == 1:
+        return "info", lines[0], {}
+    return "info", lines[0], {"more": "\n".join(lines[1:])}
 
 
 class FileWrapper:
@@ -1009,7 +1064,7 @@ class Worker(Lane):
     board the process's cancel board (PROTOCOL.md, "The cancel board").
     """
 
-    __slots__ = ("chan", "app", "ppid", "idle", "stopping", "n", "static")
+    __slots__ = ("chan", "app", "ppid", "idle", "stopping", "n", "static", "errors", "request_id")
 
     def __init__(self, chan, app, ppid, index=0, board=None):
         Lane.__init__(self, zero_board(index + 1) if board is None else board, index)
@@ -1020,8 +1075,9 @@ class Worker(Lane):
         self.stopping = False  # SIGTERM arrived: exit after the current request
         self.n = 0  # REQUEST frames received (PROTOCOL.md, "Request numbers")
         self.static = dict(STATIC)
-        self.static["wsgi.errors"] = ErrorStream(self)
+        self.errors = self.static["wsgi.errors"] = ErrorStream(self)
         self.static["wsgi_fcgi.cancelled"] = self.cancelled
+        self.request_id = ""  # the running request's, for wsgi.errors records; "" between requests
 
     def on_term(self, signum, frame):
         """SIGTERM (and SIGINT): finish the current request, or stop now when idle."""
@@ -1089,6 +1145,7 @@ class Worker(Lane):
         if type(environ) is not dict:
             raise ChannelError("REQUEST environ is a %s, not a dict" % type(environ).__name__)
         environ.update(self.static)
+        self.request_id = environ.get("wsgi_fcgi.request_id") or "-"
         queue_times(environ, now)
         if flags & EOF and environ_end == len(payload):
             body = NO_BODY  # the common case, a request without a body
@@ -1126,6 +1183,9 @@ class Worker(Lane):
             self.in_app = False
             if result is not None:
                 self.close_result(result, response, environ)
+            if self.errors.parts:
+                self.errors.emit()  # what the app wrote to wsgi.errors without a flush
+            self.request_id = ""
         if stopped is not None:
             log(
                 "debug",  # every client that leaves would be a line at info; the access log has 499

@@ -653,9 +653,22 @@ class ServeTest(unittest.TestCase):
         self.runner.wait_for(lambda: "to stderr" in self.runner.stderr, "stderr")
 
     def test_wsgi_errors(self):
-        self.assertEqual(self.req("/errors").body, b"logged")
-        self.runner.wait_for(lambda: "line from wsgi.errors" in self.runner.stderr, "wsgi.errors line")
-        self.runner.wait_for(lambda: "two lines" in self.runner.stderr, "writelines")
+        """Each flush of wsgi.errors is one record (the gateway logs it at the record's level)."""
+        self.assertEqual(self.req("/errors", environ={"wsgi_fcgi.request_id": "rid-errors"}).body, b"logged")
+        rec = self.runner.wait_log(lambda r: r.get("stream") == "wsgi.errors", "wsgi.errors record")
+        self.assertEqual(
+            (rec["@level"], rec["@message"], rec.get("more"), rec.get("request_id")),
+            ("info", "line from wsgi.errors", "two lines", "rid-errors"),
+        )
+
+    def test_wsgi_errors_traceback(self):
+        """A traceback written to wsgi.errors line by line is one error record, at the end of
+        the request when the app does not flush."""
+        self.assertEqual(self.req("/errors-traceback").body, b"logged")
+        rec = self.runner.wait_log(lambda r: r.get("@message") == "handled an error:", "traceback record")
+        self.assertEqual((rec["@level"], rec["stream"], rec["error"]), ("error", "wsgi.errors", "ValueError: logged, not raised"))
+        self.assertTrue(rec["traceback"].startswith("Traceback (most recent call last):\n  File "), rec["traceback"])
+        self.assertFalse([l for l in self.runner.stderr if "logged, not raised" in l and not l.startswith("{")])
 
     def test_file_wrapper(self):
         data = os.urandom(2 * MiB + 100)
@@ -1096,6 +1109,53 @@ class ImportTracebackTest(unittest.TestCase):
         self.assertLessEqual(len(text), 61 * KiB)
         self.assertTrue(text.startswith("...\n"))
         self.assertTrue(text.endswith(" the end"))
+
+
+class ErrorRecordTest(unittest.TestCase):
+    """The record a flush of wsgi.errors becomes."""
+
+    def test_records(self):
+        runner = import_runner()
+        tb = 'Traceback (most recent call last):\n  File "/srv/app.py", line 1, in f\n    g()\nKeyError: 1'
+        cases = [
+            ("", None),
+            (" \n\n", None),
+            ("one line\n", ("info", "one line", {})),
+            ("\nfirst\nsecond\n", ("info", "first", {"more": "second"})),
+            (tb + "\n", ("error", "KeyError: 1", {"traceback": tb})),
+            ("ERROR in app: boom\n" + tb, ("error", "ERROR in app: boom", {"error": "KeyError: 1", "traceback": tb})),
+        ]
+        for text, want in cases:
+            with self.subTest(text=text):
+                self.assertEqual(runner.error_record(text), want)
+
+    def test_keeps_until_flush_then_one_record(self):
+        runner = import_runner()
+        lines = []
+        stream = runner.ErrorStream(types.SimpleNamespace(in_app=False, request_id="r1"))
+        saved, runner.log = runner.log, lambda level, message, **f: lines.append((level, message, f))
+        try:
+            stream.write("a\n")
+            stream.writelines(["b", "\n"])
+            self.assertEqual(lines, [])
+            stream.flush()
+            stream.flush()
+        finally:
+            runner.log = saved
+        self.assertEqual(lines, [("info", "a", {"more": "b", "stream": "wsgi.errors", "request_id": "r1"})])
+
+    def test_outside_a_request_a_line_goes_at_once(self):
+        runner = import_runner()
+        lines = []
+        stream = runner.ErrorStream(types.SimpleNamespace(in_app=False, request_id=""))
+        saved, runner.log = runner.log, lambda level, message, **f: lines.append((level, message, f))
+        try:
+            stream.write("from a background thread")
+            self.assertEqual(lines, [])
+            stream.write("\n")
+        finally:
+            runner.log = saved
+        self.assertEqual(lines, [("info", "from a background thread", {"stream": "wsgi.errors"})])
 
 
 class FileWrapperTest(unittest.TestCase):

@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/signal"
 	"syscall"
@@ -60,13 +59,9 @@ func waitSignals(ctx context.Context, served <-chan error, reloads <-chan string
 			return exitFailed, true
 		case <-ctx.Done():
 			return exitOK, false
-		case err := <-reloaded:
-			// The pool logs the outcome (and a failed import's traceback); a reload cut short by
-			// the shutdown is not news.
+		case <-reloaded:
+			// The pool logs the outcome, a failed import with its traceback: once, there.
 			reloading = false
-			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, pyrunner.ErrClosed) {
-				log.Warn("reload failed; the running workers keep serving", "error", err)
-			}
 			if changed != "" {
 				log.Info("--reload: a Python file changed during the reload; reloading again", "file", changed)
 				changed = ""
