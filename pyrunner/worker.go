@@ -268,6 +268,9 @@ func (p *Pool) runnerCommand(files []*os.File, threads int, extra ...string) *ex
 	if p.opts.Debug {
 		args = append(args, "--debug")
 	}
+	if p.opts.Name != "" {
+		args = append(args, "--name", p.opts.Name)
+	}
 	cmd := exec.Command(p.opts.Python, append(args, extra...)...)
 	cmd.ExtraFiles = append(append([]*os.File(nil), files...), p.source)
 	// Each channel is two pipes, "R:W": the worker reads requests from fd R and writes
