@@ -52,6 +52,7 @@ import threading
 import time
 import traceback
 import types
+import warnings
 
 # The gateway starts the runner with python3 -c and a line that reads this file's source from
 # a descriptor and runs it (pyrunner/worker.go, runnerBootstrap): the source is left in this
@@ -1618,7 +1619,11 @@ class Master:
                 stream.flush()  # what the app left in a buffer is the master's to write, once
             except (OSError, ValueError, AttributeError):
                 pass
-        pid = os.fork()
+        with warnings.catch_warnings():
+            if self.warned:
+                # Python 3.12 and later would say it again at the fork, without the names.
+                warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:
             self.child(fds[0], fds[1], chan_fds, board_fd, fds[-1])  # never returns
         for fd in fds:
