@@ -1400,8 +1400,9 @@ def run(chans, args, ppid):
         except (AttributeError, ValueError):
             pass
     sys.modules["wsgi_fcgi"] = API  # before the app's import, which may import it
+    name = args.name or args.app.partition(":")[0]  # what the process titles call the app
     # Before the import: threads the app starts inherit the command name.
-    set_title("preload master" if args.preload else "worker", args.name or args.app.partition(":")[0])
+    set_title("preload master" if args.preload else "worker", name)
     try:
         set_path(args.chdir, args.pythonpath)
         app = load_app(args.app)
@@ -1419,7 +1420,7 @@ def run(chans, args, ppid):
                 pass
         return EXIT_APP_LOAD
     if args.preload:
-        return Master(chans[0].ends.sock, app, ppid, args.name or args.app.partition(":")[0]).run()
+        return Master(chans[0].ends.sock, app, ppid, name).run()
     return serve_app(chans, app, ppid, board)
 
 

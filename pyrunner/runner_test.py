@@ -33,6 +33,7 @@ import threading
 import time
 import types
 import unittest
+import unittest.mock
 
 sys.dont_write_bytecode = True  # no __pycache__ next to the fixture apps and runner.py
 
@@ -1416,6 +1417,15 @@ class TitleTest(unittest.TestCase):
         self.assertEqual(read_title(master.proc.pid)[0], "wsgi-fcgi: preload master [wsgiapps]")
         conn.sock.close()
         self.assertEqual(master.close(), 0)
+
+    def test_without_proc_the_title_stays(self):
+        runner = import_runner()
+        logged = []
+        with unittest.mock.patch.object(runner, "log", lambda *args, **fields: logged.append(args)), \
+                unittest.mock.patch("builtins.open", side_effect=PermissionError("denied")), \
+                unittest.mock.patch.object(runner.os, "open", side_effect=PermissionError("denied")):
+            runner.set_title("worker", "mysite")  # does not raise
+        self.assertEqual(logged, [("debug", "the process title cannot be set"), ("debug", "the process name cannot be set")])
 
     def test_comm_is_cut_to_15_bytes(self):
         runner = import_runner()
