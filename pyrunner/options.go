@@ -58,6 +58,9 @@ type Options struct {
 	Python string
 	// App is "module:callable" or "module" (callable "application"), as gunicorn spells it.
 	App string
+	// Name names the app in the Python processes' titles, as ps shows them ("wsgi-fcgi:
+	// worker [NAME]"; PROTOCOL.md, "Process titles"); default the module of App.
+	Name string
 	// Chdir is the workers' working directory, put first on sys.path.
 	Chdir string
 	// PythonPath lists more directories to put on sys.path, after Chdir.

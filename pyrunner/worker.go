@@ -281,6 +281,9 @@ func (p *Pool) runnerCommand(files []*os.File, threads int, extra ...string) *ex
 	if p.opts.RunOnce {
 		args = append(args, "--run-once")
 	}
+	if p.opts.Name != "" {
+		args = append(args, "--name", p.opts.Name)
+	}
 	cmd := exec.Command(p.opts.Python, append(args, extra...)...)
 	cmd.ExtraFiles = append(append([]*os.File(nil), files...), p.source)
 	// Each channel is two pipes, "R:W": the worker reads requests from fd R and writes

@@ -140,6 +140,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	pool, err := pyrunner.New(pyrunner.Options{
 		Python:            cfg.Python,
 		App:               cfg.App,
+		Name:              cfg.PoolName,
 		Chdir:             cfg.Chdir,
 		PythonPath:        pythonPath,
 		Workers:           cfg.Workers,

@@ -85,7 +85,7 @@ func settings(c *Config) []setting {
 		{name: "pm-min-spare", group: groupWorkers, value: &c.PMMinSpare, arg: argN, example: "1", def: "1", usage: "dynamic: the fewest idle workers kept ready"},
 		{name: "pm-max-spare", group: groupWorkers, value: &c.PMMaxSpare, arg: argN, example: "3", def: "half of --workers", usage: "dynamic: the most idle workers kept; more are stopped, one a second"},
 		{name: "pm-idle-timeout", group: groupWorkers, value: &c.PMIdleTimeout, arg: argDuration, usage: "ondemand: a worker idle this long exits"},
-		{name: "threads", group: groupWorkers, value: &c.Threads, arg: argN, example: "2", usage: "requests each worker process serves at once, a thread each (wsgi.multithread is true above 1); 1 to 256, at most 126 with --preload"},
+		{name: "threads", group: groupWorkers, value: &c.Threads, arg: argN, example: "2", usage: "requests each worker process serves at once, a thread each (wsgi.multithread is true above 1); 1 to 256, at most 124 with --preload"},
 		{name: "preload", group: groupWorkers, value: &c.Preload, usage: "import the app once in a master process that forks the workers (gc.freeze(), copy-on-write)"},
 		{name: "max-requests", group: groupWorkers, value: &c.MaxRequests, arg: argN, example: "1000", def: "0, never", usage: "recycle a worker after this many requests"},
 		{name: "max-requests-jitter", group: groupWorkers, value: &c.MaxRequestsJitter, arg: argN, example: "50", usage: "add a random 0 to N to --max-requests per worker, so they do not all restart at once"},
@@ -116,7 +116,7 @@ func settings(c *Config) []setting {
 		{name: "slowlog-timeout", group: groupOps, value: &c.SlowlogTimeout, arg: argDuration, def: "0, off", usage: "log the worker's Python stack once when a request has run this long; the request goes on (php-fpm's request_slowlog_timeout)"},
 		{name: "status-path", group: groupOps, value: &c.StatusPath, arg: "PATH", example: "/fcgi-status", def: "off", usage: "answer PATH with the status page, like php-fpm's pm.status_path: text, ?json, ?openmetrics; ?full adds a row per worker"},
 		{name: "ping-path", group: groupOps, value: &c.PingPath, arg: "PATH", example: "/fcgi-ping", def: "off", usage: "answer PATH with \"pong\" from the gateway itself, like php-fpm's ping.path"},
-		{name: "pool-name", group: groupOps, value: &c.PoolName, arg: "NAME", example: "mysite", def: "wsgi-fcgi", usage: "the pool's name on the status page"},
+		{name: "pool-name", group: groupOps, value: &c.PoolName, arg: "NAME", example: "mysite", def: "wsgi-fcgi", usage: "the pool's name on the status page, and in the Python processes' titles (ps) instead of the app's module"},
 
 		{name: "http", group: groupDev, value: &c.HTTP, arg: "ADDR", example: "127.0.0.1:8000", def: "off; 127.0.0.1:8000 for the demo app", usage: "also serve plain HTTP on host:port, passing each request as FastCGI to the gateway's own listener"},
 		{name: "reload", group: groupDev, value: &c.Reload, usage: "reload the workers when a .py file under --chdir (else the working directory) or --pythonpath changes; checked every second"},
