@@ -1,9 +1,10 @@
-// This file holds Listen, which turns a listen address into a TCP or unix
-// socket listener, replacing a stale unix socket file.
+// This file holds Listen and ListenMode, which turn a listen address into a
+// TCP or unix socket listener, replacing a stale unix socket file.
 
 package fcgi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -21,11 +22,19 @@ import (
 // or a file that is not a socket, is an error. The listener removes the
 // socket file when it is closed.
 func Listen(addr string) (net.Listener, error) {
+	return ListenMode(addr, 0o777)
+}
+
+// ListenMode is Listen, with a unix socket file made with the permissions
+// mode, less the umask's, as any file is made, rather than 0777 less the
+// umask's: the socket is never more open than mode, not even before its caller
+// can chmod it. A TCP address ignores mode.
+func ListenMode(addr string, mode os.FileMode) (net.Listener, error) {
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		return listenUnix(path)
+		return listenUnix(path, mode)
 	}
 	if strings.Contains(addr, "/") {
-		return listenUnix(addr)
+		return listenUnix(addr, mode)
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -34,11 +43,12 @@ func Listen(addr string) (net.Listener, error) {
 	return l, nil
 }
 
-func listenUnix(path string) (net.Listener, error) {
+func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
 	if path == "" {
 		return nil, errors.New("fcgi: listen: empty unix socket path")
 	}
-	l, err := net.Listen("unix", path)
+	lc := net.ListenConfig{Control: presetMode(mode.Perm())}
+	l, err := lc.Listen(context.Background(), "unix", path)
 	if err == nil {
 		return l, nil
 	}
@@ -61,7 +71,7 @@ func listenUnix(path string) (net.Listener, error) {
 	if rerr := os.Remove(path); rerr != nil && !os.IsNotExist(rerr) {
 		return nil, fmt.Errorf("fcgi: remove stale socket: %w", rerr)
 	}
-	l, err = net.Listen("unix", path)
+	l, err = lc.Listen(context.Background(), "unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("fcgi: %w", err)
 	}

@@ -76,6 +76,7 @@ type Gateway struct {
 	track    bool          // the status page is on: requests carry pyrunner.RequestInfo
 	ids      *idSource     // generates request ids (requestid.go)
 	metrics  *metrics      // with the status page (metrics.go); nil without
+	refusals *refusalLog   // the log lines of the gateway's 503s (ratelog.go)
 
 	// warned holds the path shapes already warned about: one warning per distinct shape of
 	// contradicting params, never one per request. Its keys are a fixed set of rule names.
@@ -96,6 +97,7 @@ func New(pool Dispatcher, opts Options) *Gateway {
 	g := &Gateway{opts: opts, mount: []byte(NormalizeMount(opts.Mount)), pool: pool, log: opts.Logger, started: time.Now()}
 	g.track = opts.StatusPath != "" && opts.Status != nil
 	g.ids = newIDSource()
+	g.refusals = newRefusalLog(g.log, realClock{})
 	if g.track {
 		g.metrics = newMetrics(g, opts.Status)
 	}
@@ -178,9 +180,6 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 	}
 	split := derivePath(pathInput{mount: g.mount, scriptName: c.scriptName, pathInfo: c.pathInfo,
 		requestURI: c.requestURI, scriptFilename: c.scriptFilename})
-	if split.conflict != "" {
-		g.warnShape(split, c)
-	}
 	if g.opts.StatusPath != "" && g.opts.Status != nil && isPath(split, g.opts.StatusPath) {
 		q, _ := r.Params.Get("QUERY_STRING")
 		format, full := parseStatusQuery(string(q))
@@ -201,6 +200,9 @@ func (g *Gateway) ServeFCGI(w *fcgi.ResponseWriter, r *fcgi.Request) {
 		io.WriteString(w, "Status: 200 OK\r\nContent-Type: text/plain\r\n"+g.idHeaderLine(st)+
 			"Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\nCache-Control: no-cache, no-store, must-revalidate, max-age=0\r\n\r\npong\n")
 		return
+	}
+	if split.conflict != "" {
+		g.warnShape(split, c) // not for the gateway's own pages: they need no mount
 	}
 	if g.track {
 		// For the status page's per-worker rows: references into the params, which stay put
@@ -249,7 +251,14 @@ func (g *Gateway) warnShape(split pathResult, c *cgiRequest) {
 	if _, seen := g.warned.LoadOrStore(key, struct{}{}); seen {
 		return
 	}
-	g.log.Warn("SCRIPT_NAME/PATH_INFO from the web server contradict each other; set --mount to say where the app lives",
+	msg := "SCRIPT_NAME/PATH_INFO from the web server contradict each other; set --mount to say where the app lives"
+	switch {
+	case split.conflict == conflictMountShape:
+		msg = "request outside --mount: the app sees its whole path as PATH_INFO, with SCRIPT_NAME empty"
+	case len(g.mount) > 0:
+		msg = "SCRIPT_NAME/PATH_INFO from the web server contradict each other; the app sees the path under --mount"
+	}
+	g.log.Warn(msg,
 		"shape", split.conflict, "rule", split.rule, "mount", string(g.mount),
 		"SCRIPT_NAME", string(c.scriptName), "PATH_INFO", string(c.pathInfo), "REQUEST_URI", string(c.requestURI),
 		"app_sees_SCRIPT_NAME", string(split.script), "app_sees_PATH_INFO", string(split.path))
@@ -445,16 +454,14 @@ func (g *Gateway) fail(st *requestState, err error) int {
 	w, uri, id := st.w, string(st.c.requestURI), string(st.obs.id)
 	var xe *pyrunner.ExchangeError
 	switch {
-	case errors.Is(err, pyrunner.ErrQueueFull), errors.Is(err, pyrunner.ErrQueueTimeout):
-		g.log.Warn("request refused: no free worker", "request_id", id, "uri", uri, "error", err)
-		if errors.Is(err, pyrunner.ErrQueueFull) {
-			g.refused(refusedQueueFull)
-		} else {
-			g.refused(refusedQueueTimeout)
-		}
+	case errors.Is(err, pyrunner.ErrQueueFull):
+		g.refused(refusedQueueFull, id, uri)
+		return g.plainError(st, 503, "Retry-After: 1\r\n")
+	case errors.Is(err, pyrunner.ErrQueueTimeout):
+		g.refused(refusedQueueTimeout, id, uri)
 		return g.plainError(st, 503, "Retry-After: 1\r\n")
 	case errors.Is(err, pyrunner.ErrClosed):
-		g.refused(refusedClosing)
+		g.refused(refusedClosing, id, uri)
 		return g.plainError(st, 503, "Retry-After: 1\r\n")
 	case errors.As(err, &xe) && xe.Started:
 		// The status went out already: cut the response so the web server does not pass a
@@ -501,11 +508,12 @@ func (g *Gateway) idHeaderLine(st *requestState) string {
 	return string(appendIDHeader(nil, st.obs.id))
 }
 
-// refused counts a 503 by cause.
-func (g *Gateway) refused(cause int) {
+// refused counts a 503 by cause, and logs it (at most a line a second per cause).
+func (g *Gateway) refused(cause int, id, uri string) {
 	if g.metrics != nil {
 		g.metrics.refused[cause].Inc()
 	}
+	g.refusals.note(cause, id, uri)
 }
 
 // plainError writes a short text/plain response of the gateway's own; it returns status.

@@ -23,18 +23,22 @@ func (p *Pool) crashedLocked(pr *process, cause error) {
 		}
 		p.backoff = min(max(2*p.backoff, minBackoff), maxBackoff)
 		p.nextSpawn = now.Add(p.backoff)
-		args := []any{"error", cause, "deaths", p.deaths, "retry_in", p.backoff}
+		args := []any{"cause", ExitCrash, "error", cause, "deaths", p.deaths, "retry_in", p.backoff.String()}
 		var le *LoadError
 		if errors.As(cause, &le) && le.Traceback != "" {
 			args = append(args, "traceback", le.Traceback)
 		}
-		p.log.Error("workers are failing young: backing off", args...)
+		log := p.log
+		if pr.log != nil {
+			log = pr.log // it started: its line names its pid
+		}
+		log.Error("workers are failing young: backing off", args...)
 		p.deaths = 0
 		return
 	}
 	p.backoff = 0
 	p.deaths = 0
-	pr.log.Warn("worker exited", "cause", cause, "lived", lived.Round(time.Millisecond), "served", pr.served)
+	pr.log.Warn("worker exited", "cause", ExitCrash, "error", cause, "lived", lived.Round(time.Millisecond).String(), "served", pr.served)
 }
 
 // Crash-loop backoff: a process that dies within crashLoopAge of its start counts as a crash

@@ -54,6 +54,9 @@ func (c ExitCause) String() string {
 	return "unknown"
 }
 
+// MarshalText writes the cause by name, as String does: in JSON logs too.
+func (c ExitCause) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
 // retireCause maps a retireLocked reason to its ExitCause.
 func retireCause(reason string) ExitCause {
 	switch reason {

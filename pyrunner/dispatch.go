@@ -351,13 +351,14 @@ func (pr *process) outstandingLocked() int {
 // discard kills the process of a worker that can no longer be trusted; the supervisor
 // replaces it. A process that died by itself is counted as a crash; one the pool killed is not.
 //
-// A process whose channel closed (killed false) is most likely exiting by itself: an app's
-// sys.exit(), or a crash whose traceback it is still writing. Its exit status says which, so
-// it gets diedGrace to exit before it is killed: killed at once, it would end by our SIGKILL.
-func (p *Pool) discard(w *worker, killed bool) {
-	if killed {
+// why is the reason the pool kills it, for its exit's log line. A process whose channel
+// closed (why "") is most likely exiting by itself: an app's sys.exit(), or a crash whose
+// traceback it is still writing. Its exit status says which, so it gets diedGrace to exit
+// before it is killed: killed at once, it would end by our SIGKILL.
+func (p *Pool) discard(w *worker, why string) {
+	if why != "" {
 		p.mu.Lock()
-		w.p.killed = true
+		w.p.killed, w.p.killReason = true, why
 		p.mu.Unlock()
 		w.p.kill()
 		return

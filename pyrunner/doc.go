@@ -20,6 +20,7 @@
 // owns a worker's channel), exchange.go (one request's frames), stop.go (its deadlines and
 // cancellation), board.go (the cancel board), channel.go (the pipes), interpreter.go (Probe:
 // which Python --python is, and whether it is supported), worker.go (a process:
-// start, handshake, log relay), preload.go (preload masters), timeout.go (stack dumps),
+// start, handshake), relay.go (its output to the log: a line per record, a traceback as
+// one), preload.go (preload masters), timeout.go (stack dumps),
 // request.go, protocol.go, status.go (Snapshot, the one view of the pool's state).
 package pyrunner

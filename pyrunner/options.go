@@ -39,6 +39,9 @@ func (m Mode) String() string {
 	return fmt.Sprintf("mode(%d)", uint8(m))
 }
 
+// MarshalText writes the mode by name, as String does: in JSON logs too.
+func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
 // ParseMode reads "static", "dynamic" or "ondemand".
 func ParseMode(s string) (Mode, error) {
 	for _, m := range []Mode{Static, Dynamic, Ondemand} {
@@ -55,6 +58,9 @@ type Options struct {
 	Python string
 	// App is "module:callable" or "module" (callable "application"), as gunicorn spells it.
 	App string
+	// Name names the app in the Python processes' titles, as ps shows them ("wsgi-fcgi:
+	// worker [NAME]"; PROTOCOL.md, "Process titles"); default the module of App.
+	Name string
 	// Chdir is the workers' working directory, put first on sys.path.
 	Chdir string
 	// PythonPath lists more directories to put on sys.path, after Chdir.
@@ -121,6 +127,9 @@ type Options struct {
 	// Debug makes the runner put the app's traceback in the body of its 500 (it is logged
 	// either way): for development only, as it shows the app's internals to the client.
 	Debug bool
+	// RunOnce tells the app it serves one request in the life of its process
+	// (wsgi.run_once is True): set when the gateway runs as a CGI program.
+	RunOnce bool
 	// StartTimeout bounds a worker's start, import included (default 60s).
 	StartTimeout time.Duration
 	// Env is the workers' environment (default: the gateway's own).

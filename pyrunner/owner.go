@@ -369,22 +369,28 @@ func (w *worker) writeAhead() {
 // The requests behind it never started either: the owner's shutdown hands them out again.
 func (w *worker) lose(err error, neverStarted bool) bool {
 	if errors.Is(err, errKill) {
+		why := "request past --timeout"
 		if w.stopped {
+			why = "request did not stop within --cancel-grace"
 			err = fmt.Errorf("%w: it did not stop within %v of being cancelled", ErrTimeout, w.pool.opts.CancelGrace)
 			w.log.Error("request did not stop when cancelled: killing the worker; its Python stack follows",
-				"cancel_grace", w.pool.opts.CancelGrace, "request_id", w.requestID(), "uri", w.uri(), "stack", w.p.dumpStack())
+				"cancel_grace", w.pool.opts.CancelGrace.String(), "request_id", w.requestID(), "uri", w.uri(), "stack", w.p.dumpStack())
 		} else {
 			w.pool.st.hardTimeouts.Add(1)
 			err = fmt.Errorf("%w after %v", ErrTimeout, time.Since(w.startedAt).Round(time.Millisecond))
 			w.log.Error("request timed out: killing the worker; its Python stack follows",
-				"timeout", w.pool.opts.Timeout, "request_id", w.requestID(), "uri", w.uri(), "stack", w.p.dumpStack())
+				"timeout", w.pool.opts.Timeout.String(), "request_id", w.requestID(), "uri", w.uri(), "stack", w.p.dumpStack())
 		}
-		w.pool.discard(w, true)
+		w.pool.discard(w, why)
 	} else {
 		if !neverStarted && w.cur != nil && errors.Is(err, ErrWorkerDied) {
 			w.log.Warn("worker lost while running a request", "request_id", w.requestID(), "uri", w.uri(), "error", err)
 		}
-		w.pool.discard(w, !errors.Is(err, ErrWorkerDied))
+		why := ""
+		if !errors.Is(err, ErrWorkerDied) {
+			why = err.Error()
+		}
+		w.pool.discard(w, why)
 	}
 	head := w.cur
 	if neverStarted {

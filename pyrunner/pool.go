@@ -77,6 +77,9 @@ type Pool struct {
 	nextSpawn time.Time     // no spawn before this while backing off
 	deaths    int           // young deaths since the last backoff log line
 	reload    *reloadState
+	// replaced lists the pids of processes that died or are being recycled, whose
+	// replacements have not started: the next spawns name them in their start's log line.
+	replaced []int
 
 	st poolStats   // Snapshot's counters (status.go)
 	ev eventCounts // exits, reloads (counters.go); guarded by mu
@@ -349,6 +352,8 @@ func (p *Pool) onStarted(r startResult) {
 		p.python = pr.python
 		p.firstReadyLocked()
 	}
+	pr.log.Info("worker ready", "python", p.opts.Python, "python_version", pr.python.version,
+		"startup", time.Since(pr.started).Round(time.Millisecond).String())
 	if p.closing {
 		for _, w := range pr.slots {
 			p.setStateLocked(w, stateDraining)
@@ -381,15 +386,27 @@ func (p *Pool) onExited(pr *process) {
 	p.noteExitLocked(pr)
 	p.removeLocked(pr)
 	p.closeIdleMastersLocked()
-	lived := time.Since(pr.started).Round(time.Millisecond)
+	lived := time.Since(pr.started).Round(time.Millisecond).String()
 	switch {
 	case p.closing:
+		pr.log.Debug("worker exited", "cause", ExitShutdown, "lived", lived, "served", pr.served)
 	case pr.retiring:
-		pr.log.Debug("worker exited", "reason", pr.retireReason, "lived", lived, "served", pr.served)
+		pr.log.Info("worker exited", "cause", retireCause(pr.retireReason), "reason", pr.retireReason, "lived", lived, "served", pr.served)
 	case pr.killed:
-		// Killed by the pool (timeout, protocol error): logged where it was decided.
+		// Why it was killed is logged, with the request, where it was decided.
+		pr.log.Info("worker exited", "cause", ExitKilled, "reason", pr.killReason, "lived", lived, "served", pr.served)
+		p.noteReplacedLocked(pr)
 	default:
+		p.noteReplacedLocked(pr)
 		p.crashedLocked(pr, fmt.Errorf("exited on its own (%s) while %s", exitCause(pr.exitErr, pr.sigkilled.Load()), prev))
+	}
+}
+
+// noteReplacedLocked records that pr, of the current generation, is to be replaced, for the
+// log line of its replacement's start.
+func (p *Pool) noteReplacedLocked(pr *process) {
+	if pr.gen == p.gen && pr.pid != 0 && len(p.replaced) < p.opts.Workers {
+		p.replaced = append(p.replaced, pr.pid)
 	}
 }
 
@@ -454,7 +471,7 @@ func (p *Pool) onTick(now time.Time) {
 		if err != nil || n <= p.opts.MaxRSS {
 			continue
 		}
-		pr.log.Info("worker over --max-rss: recycling it after its requests", "rss", n, "max_rss", p.opts.MaxRSS)
+		pr.log.Info("worker over --max-rss: recycling it after its requests", "rss_bytes", n, "max_rss_bytes", p.opts.MaxRSS)
 		p.mu.Lock()
 		p.retireLocked(pr, "max rss")
 		p.mu.Unlock()
@@ -479,13 +496,20 @@ func (p *Pool) manage() time.Duration {
 		want = min(want, p.count[stateBusy]+p.count[stateIdle]+len(p.waiters))
 	}
 	if active >= want {
+		if p.opts.Mode != Static {
+			p.replaced = p.replaced[:0] // the pool has shrunk instead
+		}
 		return 0
 	}
 	if wait := time.Until(p.nextSpawn); wait > 0 {
 		return wait
 	}
 	for ; active < want; active += t {
-		p.spawn(p.newProcessLocked(p.gen))
+		pr := p.newProcessLocked(p.gen)
+		if len(p.replaced) > 0 {
+			pr.replaces, p.replaced = p.replaced[0], p.replaced[1:]
+		}
+		p.spawn(pr)
 	}
 	return 0
 }
@@ -497,6 +521,9 @@ func (p *Pool) retireLocked(pr *process, reason string) {
 		return
 	}
 	pr.retiring, pr.retireReason = true, reason
+	if c := retireCause(reason); c == ExitMaxRequests || c == ExitMaxRSS {
+		p.noteReplacedLocked(pr)
+	}
 	for _, w := range pr.slots {
 		if w.state == stateIdle {
 			p.removeIdleLocked(w)

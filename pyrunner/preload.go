@@ -27,9 +27,10 @@ import (
 var errMasterGone = errors.New("preload master exited")
 
 // MaxPreloadThreads is the most Options.Threads a preload master can fork a worker with: a
-// FORK carries two descriptors per channel and the stack pipe in one SCM_RIGHTS message, and
-// the kernel takes at most 253 (SCM_MAX_FD).
-const MaxPreloadThreads = 126
+// FORK carries the worker's stdout and stderr, two descriptors per channel, the cancel board
+// and the stack pipe in one SCM_RIGHTS message, and the kernel takes at most 253
+// (SCM_MAX_FD).
+const MaxPreloadThreads = 124
 
 // master is one preload master process.
 type master struct {
@@ -137,7 +138,7 @@ func (p *Pool) startMaster(gen int) (*master, error) {
 		pending: make(map[uint32]*process),
 		byPID:   make(map[int]*process),
 	}
-	m.log = p.log.With("preload_master", m.pid)
+	m.log = p.log.With("preload_master", true, "pid", m.pid)
 	m.pipes.Add(2)
 	go relay(m.log, &m.pipes, stdout, "stdout")
 	go relay(m.log, &m.pipes, stderr, "stderr")
@@ -250,20 +251,32 @@ func (m *master) readLoop(p *Pool) {
 	close(m.done)
 }
 
-// forkProcess has the master of pr's generation fork pr, and waits for its READY.
+// forkProcess has the master of pr's generation fork pr, and waits for its READY. The worker
+// gets stdout and stderr of its own, relayed to the log with its own pid.
 func (p *Pool) forkProcess(pr *process) error {
 	m, err := p.masterFor(pr.gen)
 	if err != nil {
 		return err
 	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("worker %d: stdout pipe: %w", pr.id, err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		closeFiles([]*os.File{outR, outW})
+		return fmt.Errorf("worker %d: stderr pipe: %w", pr.id, err)
+	}
 	files, dumpR, err := p.channels(pr)
 	if err != nil {
+		closeFiles([]*os.File{outR, outW, errR, errW})
 		return err
 	}
+	files = append([]*os.File{outW, errW}, files...)
 	fail := func(err error) error {
 		pr.closeChannels()
 		pr.board.release()
-		dumpR.Close()
+		closeFiles([]*os.File{dumpR, outR, errR})
 		return err
 	}
 	pr.dump = dumpR // before FORK: an EXITED may come as soon as SPAWNED
@@ -308,6 +321,9 @@ func (p *Pool) forkProcess(pr *process) error {
 	}
 	pr.init(p)
 	pr.log = pr.log.With("preload", true)
+	pr.pipes.Add(2)
+	go relay(pr.log, &pr.pipes, outR, "stdout")
+	go relay(pr.log, &pr.pipes, errR, "stderr")
 	return pr.handshake(p)
 }
 

@@ -7,6 +7,7 @@ package pyrunner
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // realPython returns the interpreter for tests of the real runner, or skips (fails when
@@ -137,4 +140,51 @@ func splitStat(s string) []string {
 		return nil
 	}
 	return strings.Fields(s[i+1:])
+}
+
+// TestPreloadWorkerOutput: what a forked worker writes reaches the log with its own pid, not
+// its master's: it has stdout and stderr of its own.
+func TestPreloadWorkerOutput(t *testing.T) {
+	opts := Options{
+		Python:       realPython(t),
+		App:          "wsgiapps:app",
+		Chdir:        filepath.Join("testdata", "runner"),
+		Workers:      1,
+		Preload:      true,
+		StartTimeout: 20 * time.Second,
+		Env:          append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1"),
+	}
+	if abs, err := filepath.Abs(opts.Chdir); err == nil {
+		opts.Chdir = abs
+	}
+	lb := new(logBuf)
+	opts.Logger = hclog.New(&hclog.LoggerOptions{Output: lb, JSONFormat: true})
+	p := startPool(t, opts)
+	var rec recorder
+	if err := p.Do(context.Background(), pathRequest("/print"), &rec); err != nil {
+		t.Fatal(err)
+	}
+	worker := p.PIDs()[0]
+	lines := map[string]string{"printed line 199 \x10": "stdout", "to stderr": "stderr"}
+	found := map[string]map[string]any{}
+	waitFor(t, 5*time.Second, "the worker's lines in the log", func() bool {
+		for _, line := range strings.Split(lb.String(), "\n") {
+			var e map[string]any
+			if json.Unmarshal([]byte(line), &e) != nil {
+				continue
+			}
+			for prefix := range lines {
+				if msg, _ := e["@message"].(string); strings.HasPrefix(msg, prefix) {
+					found[prefix] = e
+				}
+			}
+		}
+		return len(found) == len(lines)
+	})
+	for prefix, stream := range lines {
+		e := found[prefix]
+		if e["pid"] != float64(worker) || e["stream"] != stream || e["preload"] != true {
+			t.Errorf("%q logged as %v; want pid %d (the forked worker), stream %s", prefix, e, worker, stream)
+		}
+	}
 }

@@ -4,7 +4,7 @@ The gateway (Go, pyrunner/*.go) embeds this file and starts it with `python3 -c`
 loader that reads this source from an unlinked file the gateway passes as a descriptor
 (pyrunner/worker.go, runnerBootstrap), with the arguments
 
-    --app module:callable [--chdir DIR] [--pythonpath P1:P2...] [--preload] [--debug]
+    --app module:callable [--chdir DIR] [--pythonpath P1:P2...] [--name NAME] [--preload] [--debug]
 
 and WSGI_FCGI_RUNNER_COOKIE and WSGI_FCGI_RUNNER_FD in the environment. Its tests run it as a
 file (python runner.py ...). The worker imports the
@@ -52,6 +52,7 @@ import threading
 import time
 import traceback
 import types
+import warnings
 
 # The gateway starts the runner with python3 -c and a line that reads this file's source from
 # a descriptor and runs it (pyrunner/worker.go, runnerBootstrap): the source is left in this
@@ -627,44 +628,99 @@ NO_BODY = Input(None, b"", 0)
 
 
 class ErrorStream:
-    """wsgi.errors: a text stream writing to the current sys.stderr.
+    """wsgi.errors: a text stream whose text reaches the gateway's log as one record per flush.
 
-    The runner makes stderr line-buffered at start (Python 3.8 buffers a piped stderr in
-    blocks), so each line reaches the gateway's log as it is written. One per lane: its
+    What the app writes is kept until it calls flush(), until its request ends, or until more
+    than ERRORS_MAX characters are kept; then it goes out as one hclog-style JSON record on
+    stderr (error_record), so that a message written in several parts, or a traceback written
+    line by line (traceback.print_exc(file=...)), is one record in the log. Outside a request
+    (an app's background thread) a write that ends a line goes out at once. One per lane: its
     methods clear the lane's in_app while they run.
     """
 
-    __slots__ = ("lane",)
+    __slots__ = ("lane", "parts", "size", "lock")
 
     def __init__(self, lane=NO_LANE):
         self.lane = lane
+        self.parts = []
+        self.size = 0
+        self.lock = threading.Lock()  # the app's other threads may write to it too
 
     def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError("wsgi.errors.write() takes a str, not %s" % type(s).__name__)
         lane = self.lane
         was = lane.in_app
         lane.in_app = False
         try:
-            return sys.stderr.write(s)
+            with self.lock:
+                self.parts.append(s)
+                self.size += len(s)
+                full = self.size > ERRORS_MAX
+            if full or (not getattr(lane, "request_id", "") and s.endswith("\n")):
+                self.emit()
+            return len(s)
         finally:
             lane.in_app = was
 
     def writelines(self, lines):
-        lane = self.lane
-        was = lane.in_app
-        lane.in_app = False
-        try:
-            sys.stderr.writelines(lines)
-        finally:
-            lane.in_app = was
+        for line in lines:
+            self.write(line)
 
     def flush(self):
         lane = self.lane
         was = lane.in_app
         lane.in_app = False
         try:
-            sys.stderr.flush()
+            self.emit()
         finally:
             lane.in_app = was
+
+    def emit(self):
+        """Log what is kept, as one record; nothing when nothing is."""
+        with self.lock:
+            if not self.parts:
+                return
+            text, self.parts, self.size = "".join(self.parts), [], 0
+        record = error_record(text)
+        if record is not None:
+            level, message, fields = record
+            request_id = getattr(self.lane, "request_id", "")
+            if request_id:
+                fields["request_id"] = request_id
+            log(level, message, stream="wsgi.errors", **fields)
+
+
+# ErrorStream keeps at most this many characters before it logs them.
+ERRORS_MAX = 64 * 1024
+
+TRACEBACK_START = "Traceback (most recent call last):"
+
+
+def error_record(text):
+    """The level, message and fields of the record for text written to wsgi.errors; None when
+    it is only white space.
+
+    Text holding a Python traceback is an error: its message is its first line when text comes
+    before the traceback (a logging call's message), with the exception line as the field
+    "error" and the rest as "traceback"; else the exception line, with the text as
+    "traceback". Other text is info: its first line is the message, and the lines after
+    it, if any, the field "more".
+    """
+    lines = text.rstrip().split("\n")
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if not lines:
+        return None
+    for i, line in enumerate(lines):
+        if line.endswith(TRACEBACK_START):
+            exception = next((l for l in reversed(lines) if l and not l[0].isspace()), line)
+            if i == 0:
+                return "error", exception, {"traceback": "\n".join(lines)}
+            return "error", lines[0], {"error": exception, "traceback": "\n".join(lines[1:])}
+    if len(lines) == 1:
+        return "info", lines[0], {}
+    return "info", lines[0], {"more": "\n".join(lines[1:])}
 
 
 class FileWrapper:
@@ -1009,7 +1065,7 @@ class Worker(Lane):
     board the process's cancel board (PROTOCOL.md, "The cancel board").
     """
 
-    __slots__ = ("chan", "app", "ppid", "idle", "stopping", "n", "static")
+    __slots__ = ("chan", "app", "ppid", "idle", "stopping", "n", "static", "errors", "request_id")
 
     def __init__(self, chan, app, ppid, index=0, board=None):
         Lane.__init__(self, zero_board(index + 1) if board is None else board, index)
@@ -1020,8 +1076,9 @@ class Worker(Lane):
         self.stopping = False  # SIGTERM arrived: exit after the current request
         self.n = 0  # REQUEST frames received (PROTOCOL.md, "Request numbers")
         self.static = dict(STATIC)
-        self.static["wsgi.errors"] = ErrorStream(self)
+        self.errors = self.static["wsgi.errors"] = ErrorStream(self)
         self.static["wsgi_fcgi.cancelled"] = self.cancelled
+        self.request_id = ""  # the running request's, for wsgi.errors records; "" between requests
 
     def on_term(self, signum, frame):
         """SIGTERM (and SIGINT): finish the current request, or stop now when idle."""
@@ -1089,6 +1146,7 @@ class Worker(Lane):
         if type(environ) is not dict:
             raise ChannelError("REQUEST environ is a %s, not a dict" % type(environ).__name__)
         environ.update(self.static)
+        self.request_id = environ.get("wsgi_fcgi.request_id") or "-"
         queue_times(environ, now)
         if flags & EOF and environ_end == len(payload):
             body = NO_BODY  # the common case, a request without a body
@@ -1126,6 +1184,9 @@ class Worker(Lane):
             self.in_app = False
             if result is not None:
                 self.close_result(result, response, environ)
+            if self.errors.parts:
+                self.errors.emit()  # what the app wrote to wsgi.errors without a flush
+            self.request_id = ""
         if stopped is not None:
             log(
                 "debug",  # every client that leaves would be a line at info; the access log has 499
@@ -1257,6 +1318,8 @@ def parse_args(argv):
     parser.add_argument("--pythonpath", help="more directories for sys.path, separated by " + os.pathsep)
     parser.add_argument("--preload", action="store_true", help="be a preload master: fork a worker per FORK")
     parser.add_argument("--debug", action="store_true", help="put the traceback in the body of a 500 (always logged)")
+    parser.add_argument("--run-once", action="store_true", help="serve one request: wsgi.run_once is True (CGI mode)")
+    parser.add_argument("--name", help="the name process titles give the app (default: the --app module)")
     return parser.parse_args(argv)
 
 
@@ -1303,6 +1366,55 @@ def enable_stack_dumps(fd):
         log("warn", "Python stacks cannot be dumped on SIGUSR1", error=str(e))
 
 
+# --- Process titles (PROTOCOL.md, "Process titles") ----------------------------------------------
+
+
+def titles(role, name):
+    """The title ps shows for a process of `role` ("worker", "preload master") serving the app
+    `name` -- "wsgi-fcgi: worker [mysite]" -- and its command name for top and ps -o comm,
+    which the kernel keeps to 15 bytes: "worker mysite", "master mysite"."""
+    comm = ("%s %s" % (role.split()[-1], name)).encode("utf-8")[:15].decode("utf-8", "ignore")
+    return "wsgi-fcgi: %s [%s]" % (role, name), comm
+
+
+def set_title(role, name):
+    """Retitle the process (titles()): what ps, top and /proc show of it.
+
+    The command line is rewritten in place: the memory the kernel reads /proc/PID/cmdline from
+    (arg_start to arg_end in /proc/self/stat) gets the title, then NUL bytes to its end, written
+    through /proc/self/mem, so that a wrong address is an OSError, never a crash; and only when
+    that memory holds what /proc/self/cmdline says. Python copied its arguments at start-up
+    (sys.argv is unchanged). The command name is the main thread's (/proc/self/comm; the
+    runner calls this from the main thread, where it is what prctl(PR_SET_NAME) would set),
+    and threads started afterwards inherit it. Where either cannot be done (no /proc, a kernel
+    or sandbox that refuses), the process keeps the title it has.
+    """
+    title, comm = titles(role, name)
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            stat = f.read()
+        # After the command name in parentheses: field 3 (state) on; arg_start and arg_end are
+        # fields 48 and 49 (Linux 3.5 and later).
+        fields = stat[stat.rindex(b")") + 2:].split()
+        start, end = int(fields[45]), int(fields[46])
+        with open("/proc/self/cmdline", "rb") as f:
+            cmdline = f.read()
+        raw = title.encode("utf-8")[: end - start - 1]
+        fd = os.open("/proc/self/mem", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            if end - start > 1 and os.pread(fd, end - start, start) == cmdline:
+                os.pwrite(fd, raw + b"\0" * (end - start - len(raw)), start)
+        finally:
+            os.close(fd)
+    except (OSError, ValueError, IndexError) as e:
+        log("debug", "the process title cannot be set", error=str(e))
+    try:
+        with open("/proc/self/comm", "w") as f:
+            f.write(comm)
+    except OSError as e:
+        log("debug", "the process name cannot be set", error=str(e))
+
+
 def main(argv=None):
     """Check how the runner was started, then run the worker. Returns the exit status."""
     ppid = os.getppid()  # the gateway, before anything can re-parent the process
@@ -1330,6 +1442,7 @@ def run(chans, args, ppid):
     """
     global DEBUG
     DEBUG = args.debug
+    STATIC["wsgi.run_once"] = args.run_once
     stack_fd = os.environ.get(STACK_FD_VAR)
     board_fd = os.environ.get(BOARD_FD_VAR)
     for name in (COOKIE_VAR, FD_VAR, STACK_FD_VAR, BOARD_FD_VAR):
@@ -1349,6 +1462,9 @@ def run(chans, args, ppid):
         except (AttributeError, ValueError):
             pass
     sys.modules["wsgi_fcgi"] = API  # before the app's import, which may import it
+    name = args.name or args.app.partition(":")[0]  # what the process titles call the app
+    # Before the import: threads the app starts inherit the command name.
+    set_title("preload master" if args.preload else "worker", name)
     try:
         set_path(args.chdir, args.pythonpath)
         app = load_app(args.app)
@@ -1366,7 +1482,7 @@ def run(chans, args, ppid):
                 pass
         return EXIT_APP_LOAD
     if args.preload:
-        return Master(chans[0].ends.sock, app, ppid).run()
+        return Master(chans[0].ends.sock, app, ppid, name).run()
     return serve_app(chans, app, ppid, board)
 
 
@@ -1468,7 +1584,7 @@ EXITED = 34  # master -> gateway: uint32 pid, int32 wait status
 U32_PAIR = struct.Struct("<II")
 U32_I32 = struct.Struct("<Ii")
 PR_SET_PDEATHSIG = 1
-MAX_FDS = 253  # the kernel's SCM_MAX_FD: two per channel (--threads, at most 125), board, stack pipe
+MAX_FDS = 253  # the kernel's SCM_MAX_FD: stdout, stderr, two per channel (--threads, at most 124), board, stack pipe
 
 
 class Master:
@@ -1481,13 +1597,15 @@ class Master:
     socket and its children are gone.
     """
 
-    def __init__(self, sock, app, ppid):
+    def __init__(self, sock, app, ppid, name):
         self.sock = sock
         self.app = app
         self.ppid = ppid
+        self.name = name  # the app's name in the process titles
         self.children = set()
         self.libc = None
         self.pid = os.getpid()
+        self.warned = False  # about threads alive at a fork
 
     def run(self):
         import ctypes  # before any fork: a child must not pay for the import
@@ -1544,21 +1662,33 @@ class Master:
         if not msg:
             return False
         length, ftype, _, _ = FRAME.unpack_from(msg)
-        # 2N channel ends, the board and the stack pipe; without the board (an odd count), the
-        # worker gets none and nothing is ever cancelled, as without WSGI_FCGI_RUNNER_BOARD_FD.
-        if ftype != FORK or length != 4 or len(fds) < 3:
+        # stdout, stderr, 2N channel ends, the board and the stack pipe; without the board (an
+        # odd count), the worker gets none and nothing is ever cancelled, as without
+        # WSGI_FCGI_RUNNER_BOARD_FD.
+        if ftype != FORK or length != 4 or len(fds) < 5:
             for fd in fds:
                 os.close(fd)
             log("error", "preload master: bad control message", type=ftype, fds=len(fds))
             return True
         token = U32.unpack_from(msg, 8)[0]
         if len(fds) % 2:
-            chan_fds, board_fd = fds[:-1], None
+            chan_fds, board_fd = fds[2:-1], None
         else:
-            chan_fds, board_fd = fds[:-2], fds[-2]
-        pid = os.fork()
+            chan_fds, board_fd = fds[2:-2], fds[-2]
+        if not self.warned:
+            self.warn_threads()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()  # what the app left in a buffer is the master's to write, once
+            except (OSError, ValueError, AttributeError):
+                pass
+        with warnings.catch_warnings():
+            if self.warned:
+                # Python 3.12 and later would say it again at the fork, without the names.
+                warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:
-            self.child(chan_fds, board_fd, fds[-1])  # never returns
+            self.child(fds[0], fds[1], chan_fds, board_fd, fds[-1])  # never returns
         for fd in fds:
             os.close(fd)
         self.children.add(pid)
@@ -1577,10 +1707,56 @@ class Master:
             self.children.discard(pid)
             self.send(EXITED, U32_I32.pack(pid, status))
 
-    def child(self, chan_fds, board_fd, stack_fd):
+    def warn_threads(self):
+        """Warn, once, when the master is about to fork with threads other than its own alive.
+
+        fork() copies only the thread that calls it: a lock another thread held at that moment
+        (the logging module's, an import lock, a connection pool's) stays held forever in the
+        worker, which hangs when it takes it. Python 3.12 and later say so too, as a
+        DeprecationWarning; 3.8 to 3.11 say nothing. The threads threading knows are named
+        with what they run; those started from C (or with _thread) are only counted, from
+        /proc/self/task.
+        """
+        me = threading.current_thread()
+        named = []
+        for t in threading.enumerate():
+            if t is me:
+                continue
+            # Thread keeps its target in _target (CPython and PyPy) until the thread ends; a
+            # subclass that overrides run() is named by its class.
+            run = getattr(t, "_target", None) or (type(t) if type(t) is not threading.Thread else None)
+            if run is None:
+                named.append(t.name)
+            else:
+                named.append("%s (%s.%s)" % (t.name, getattr(run, "__module__", "?"), getattr(run, "__qualname__", "?")))
+        try:
+            unnamed = len(os.listdir("/proc/self/task")) - 1 - len(named)
+        except OSError:
+            unnamed = 0
+        if not named and unnamed <= 0:
+            return
+        self.warned = True
+        fields = {"threads": ", ".join(named)}
+        if unnamed > 0:
+            fields["unnamed_threads"] = unnamed
+        log(
+            "warn",
+            "the app started threads before the preload master forks its workers: a lock one of "
+            "them holds at a fork stays held in that worker, which can hang on it; start threads "
+            "after the fork (docs/process-management.md, \"Preload\")",
+            **fields
+        )
+
+    def child(self, out_fd, err_fd, chan_fds, board_fd, stack_fd):
         """The forked worker: serve the channel, then leave without running the master's code."""
         status = EXIT_CHANNEL
         try:
+            # Its own stdout and stderr, so that the gateway logs its lines with its own pid.
+            os.dup2(out_fd, 1)
+            os.dup2(err_fd, 2)
+            os.close(out_fd)
+            os.close(err_fd)
+            set_title("worker", self.name)
             master = self.pid
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)

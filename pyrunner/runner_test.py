@@ -33,6 +33,7 @@ import threading
 import time
 import types
 import unittest
+import unittest.mock
 
 sys.dont_write_bytecode = True  # no __pycache__ next to the fixture apps and runner.py
 
@@ -653,9 +654,22 @@ class ServeTest(unittest.TestCase):
         self.runner.wait_for(lambda: "to stderr" in self.runner.stderr, "stderr")
 
     def test_wsgi_errors(self):
-        self.assertEqual(self.req("/errors").body, b"logged")
-        self.runner.wait_for(lambda: "line from wsgi.errors" in self.runner.stderr, "wsgi.errors line")
-        self.runner.wait_for(lambda: "two lines" in self.runner.stderr, "writelines")
+        """Each flush of wsgi.errors is one record (the gateway logs it at the record's level)."""
+        self.assertEqual(self.req("/errors", environ={"wsgi_fcgi.request_id": "rid-errors"}).body, b"logged")
+        rec = self.runner.wait_log(lambda r: r.get("stream") == "wsgi.errors", "wsgi.errors record")
+        self.assertEqual(
+            (rec["@level"], rec["@message"], rec.get("more"), rec.get("request_id")),
+            ("info", "line from wsgi.errors", "two lines", "rid-errors"),
+        )
+
+    def test_wsgi_errors_traceback(self):
+        """A traceback written to wsgi.errors line by line is one error record, at the end of
+        the request when the app does not flush."""
+        self.assertEqual(self.req("/errors-traceback").body, b"logged")
+        rec = self.runner.wait_log(lambda r: r.get("@message") == "handled an error:", "traceback record")
+        self.assertEqual((rec["@level"], rec["stream"], rec["error"]), ("error", "wsgi.errors", "ValueError: logged, not raised"))
+        self.assertTrue(rec["traceback"].startswith("Traceback (most recent call last):\n  File "), rec["traceback"])
+        self.assertFalse([l for l in self.runner.stderr if "logged, not raised" in l and not l.startswith("{")])
 
     def test_file_wrapper(self):
         data = os.urandom(2 * MiB + 100)
@@ -673,6 +687,17 @@ class ServeTest(unittest.TestCase):
         r = self.req("/read-after-end", body=body, inline=10)
         self.assertEqual((r.body, r.reads), (b"ok", []))
         self.assertEqual(self.closed(), ["read-after-end:10"])  # only what had already arrived
+
+
+class RunOnceTest(unittest.TestCase):
+    """--run-once (the gateway run as a CGI program): wsgi.run_once is True."""
+
+    def test_run_once(self):
+        runner = Runner(args=("--run-once",))
+        self.addCleanup(runner.close)
+        runner.ready()
+        env = json.loads(runner.request("/environ").body)
+        self.assertEqual((env["run_once"], env["multiprocess"], env["multithread"]), (True, True, False))
 
 
 class DebugTest(unittest.TestCase):
@@ -1087,6 +1112,53 @@ class ImportTracebackTest(unittest.TestCase):
         self.assertTrue(text.endswith(" the end"))
 
 
+class ErrorRecordTest(unittest.TestCase):
+    """The record a flush of wsgi.errors becomes."""
+
+    def test_records(self):
+        runner = import_runner()
+        tb = 'Traceback (most recent call last):\n  File "/srv/app.py", line 1, in f\n    g()\nKeyError: 1'
+        cases = [
+            ("", None),
+            (" \n\n", None),
+            ("one line\n", ("info", "one line", {})),
+            ("\nfirst\nsecond\n", ("info", "first", {"more": "second"})),
+            (tb + "\n", ("error", "KeyError: 1", {"traceback": tb})),
+            ("ERROR in app: boom\n" + tb, ("error", "ERROR in app: boom", {"error": "KeyError: 1", "traceback": tb})),
+        ]
+        for text, want in cases:
+            with self.subTest(text=text):
+                self.assertEqual(runner.error_record(text), want)
+
+    def test_keeps_until_flush_then_one_record(self):
+        runner = import_runner()
+        lines = []
+        stream = runner.ErrorStream(types.SimpleNamespace(in_app=False, request_id="r1"))
+        saved, runner.log = runner.log, lambda level, message, **f: lines.append((level, message, f))
+        try:
+            stream.write("a\n")
+            stream.writelines(["b", "\n"])
+            self.assertEqual(lines, [])
+            stream.flush()
+            stream.flush()
+        finally:
+            runner.log = saved
+        self.assertEqual(lines, [("info", "a", {"more": "b", "stream": "wsgi.errors", "request_id": "r1"})])
+
+    def test_outside_a_request_a_line_goes_at_once(self):
+        runner = import_runner()
+        lines = []
+        stream = runner.ErrorStream(types.SimpleNamespace(in_app=False, request_id=""))
+        saved, runner.log = runner.log, lambda level, message, **f: lines.append((level, message, f))
+        try:
+            stream.write("from a background thread")
+            self.assertEqual(lines, [])
+            stream.write("\n")
+        finally:
+            runner.log = saved
+        self.assertEqual(lines, [("info", "from a background thread", {"stream": "wsgi.errors"})])
+
+
 class FileWrapperTest(unittest.TestCase):
     """wsgi.file_wrapper used as a plain iterable (by middleware that wraps the app's result)."""
 
@@ -1242,19 +1314,26 @@ class PreloadTest(unittest.TestCase):
         self.addCleanup(lambda: master.proc.poll() is None and master.proc.kill())
         return master
 
-    def fork(self, master, token, board=None):
+    def fork(self, master, token, board=None, output=None):
         """Ask for a worker; return (its Conn, its stack pipe's read end, its pid).
 
-        board: a Board whose descriptor goes with FORK, between the channel and the stack pipe."""
+        board: a Board whose descriptor goes with FORK, between the channel and the stack pipe.
+        The worker's stdout and stderr are two pipes that go first; output, a list, receives
+        their read ends."""
         ours, theirs, _ = channel_pipes()
         r, w = os.pipe()
-        fds = theirs + ((board.fd,) if board else ()) + (w,)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        fds = (out_w, err_w) + theirs + ((board.fd,) if board else ()) + (w,)
         rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("%di" % len(fds), *fds))]
         master.sock.sendmsg([FRAME.pack(4, FORK, 0, 0) + U32.pack(token)], rights)
-        for fd in theirs + (w,):
+        for fd in (out_w, err_w) + theirs + (w,):
             os.close(fd)
         self.addCleanup(ours.close)
-        self.addCleanup(os.close, r)
+        for fd in (r, out_r, err_r):
+            self.addCleanup(os.close, fd)
+        if output is not None:
+            output[:] = [out_r, err_r]
         frame = master.conn.recv()
         self.assertEqual(frame.type, SPAWNED)
         got_token, pid = struct.unpack("<II", frame.payload)
@@ -1312,12 +1391,122 @@ class PreloadTest(unittest.TestCase):
             time.sleep(0.01)
         master.wait()
 
+    def test_worker_output_goes_to_its_own_pipes(self):
+        master = self.start_master()
+        master.ready()
+        output = []
+        conn, _, pid = self.fork(master, 3, output=output)
+        conn.sock.sendall(request_frame(base_environ("/print")))
+        frame = conn.recv()
+        while not frame.flags & END:
+            frame = conn.recv()
+        self.assertIn("printed line 199", read_pipe(output[0], b"printed line 199"))
+        self.assertIn("to stderr", read_pipe(output[1], b"to stderr\n"))
+        conn.sock.close()
+        self.assertEqual(self.exited(master), (pid, 0))
+        self.assertEqual(master.close(), 0)
+        self.assertNotIn("printed line 0", "\n".join(master.stdout))
+        self.assertNotIn("to stderr", "\n".join(master.stderr))
+
+    def thread_warnings(self, master):
+        return [e for e in master.logs() if "threads" in e and e["@level"] == "warn"]
+
+    def test_threads_at_import_are_named_before_the_first_fork(self):
+        master = self.start_master("threaded_import:app")
+        master.ready()
+        conn, _, pid = self.fork(master, 1)
+        warning = master.wait_log(lambda e: "threads" in e, "the threads warning")
+        self.assertEqual(warning["@level"], "warn")
+        self.assertIn("metrics-exporter (threaded_import.export_loop)", warning["threads"])
+        self.assertIn("Reaper (threaded_import.Reaper)", warning["threads"])
+        self.assertEqual(warning.get("unnamed_threads"), 1)  # started with _thread: no name
+        conn2, _, pid2 = self.fork(master, 2)
+        for c, p in ((conn, pid), (conn2, pid2)):
+            c.sock.close()
+            self.assertEqual(self.exited(master)[0], p)
+        self.assertEqual(master.close(), 0)
+        self.assertEqual(len(self.thread_warnings(master)), 1, master.stderr)  # once, not per fork
+        # Nor again by Python 3.12 and later, without the names.
+        self.assertEqual([line for line in master.stderr if "is multi-threaded" in line], [])
+
+    def test_no_thread_warning_without_threads(self):
+        master = self.start_master("at_fork_thread:app")  # starts its thread in each worker
+        master.ready()
+        conn, _, pid = self.fork(master, 1)
+        conn.sock.sendall(request_frame(base_environ("/")))
+        frame = conn.recv()
+        self.assertEqual(frame.type, START)
+        self.assertTrue(frame.payload.endswith(b"pool-reaper"), frame)  # os.register_at_fork ran
+        conn.sock.close()
+        self.assertEqual(self.exited(master)[0], pid)
+        self.assertEqual(master.close(), 0)
+        self.assertEqual(self.thread_warnings(master), [])
+
     def test_import_failure_is_fatal(self):
         master = self.start_master("broken_import")
         frame = master.conn.recv()
         self.assertEqual(frame.type, FATAL)
         self.assertIn(b"boom at import", frame.payload)
         self.assertEqual(master.wait(), 4)
+
+
+def read_title(pid):
+    """What ps shows of pid: its command line (arguments joined by spaces, as ps -o args
+    shows them) and its command name (ps -o comm, top)."""
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        args = f.read().rstrip(b"\0").replace(b"\0", b" ").decode()
+    with open("/proc/%d/comm" % pid) as f:
+        comm = f.read().rstrip("\n")
+    return args, comm
+
+
+class TitleTest(unittest.TestCase):
+    """Process titles: ps tells workers and preload masters apart, and two apps apart."""
+
+    def test_worker(self):
+        runner = Runner("threaded_import:app")
+        self.addCleanup(runner.close)
+        runner.ready()
+        self.assertEqual(read_title(runner.proc.pid), ("wsgi-fcgi: worker [threaded_import]", "worker threaded"))
+        # Set before the import: the threads the app started have the name too.
+        for tid in os.listdir("/proc/%d/task" % runner.proc.pid):
+            with open("/proc/%d/task/%s/comm" % (runner.proc.pid, tid)) as f:
+                self.assertEqual(f.read().rstrip("\n"), "worker threaded")
+
+    def test_name(self):
+        runner = Runner(args=("--name", "mysite"))
+        self.addCleanup(runner.close)
+        runner.ready()
+        self.assertEqual(read_title(runner.proc.pid), ("wsgi-fcgi: worker [mysite]", "worker mysite"))
+
+    def test_preload_master_and_its_workers(self):
+        master = PreloadTest.start_master(self)
+        master.ready()
+        self.assertEqual(read_title(master.proc.pid), ("wsgi-fcgi: preload master [wsgiapps]", "master wsgiapps"))
+        conn, _, pid = PreloadTest.fork(self, master, 1)
+        self.assertEqual(read_title(pid), ("wsgi-fcgi: worker [wsgiapps]", "worker wsgiapps"))
+        self.assertEqual(read_title(master.proc.pid)[0], "wsgi-fcgi: preload master [wsgiapps]")
+        conn.sock.close()
+        self.assertEqual(master.close(), 0)
+
+    def test_without_proc_the_title_stays(self):
+        runner = import_runner()
+        logged = []
+        with unittest.mock.patch.object(runner, "log", lambda *args, **fields: logged.append(args)), \
+                unittest.mock.patch("builtins.open", side_effect=PermissionError("denied")), \
+                unittest.mock.patch.object(runner.os, "open", side_effect=PermissionError("denied")):
+            runner.set_title("worker", "mysite")  # does not raise
+        self.assertEqual(logged, [("debug", "the process title cannot be set"), ("debug", "the process name cannot be set")])
+
+    def test_comm_is_cut_to_15_bytes(self):
+        runner = import_runner()
+        for role, name, want in [
+            ("worker", "mysite", ("wsgi-fcgi: worker [mysite]", "worker mysite")),
+            ("preload master", "mysite.wsgi", ("wsgi-fcgi: preload master [mysite.wsgi]", "master mysite.w")),
+            ("worker", "caf\u00e9caf\u00e9", ("wsgi-fcgi: worker [caf\u00e9caf\u00e9]", "worker caf\u00e9caf")),
+        ]:
+            with self.subTest(role=role, name=name):
+                self.assertEqual(runner.titles(role, name), want)
 
 
 class ThreadsTest(unittest.TestCase):

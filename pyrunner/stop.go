@@ -64,7 +64,7 @@ func (w *worker) onWake() error {
 	if !w.softAt.IsZero() && !now.Before(w.softAt) {
 		w.softAt = time.Time{}
 		w.pool.st.softTimeouts.Add(1)
-		w.log.Warn("request passed --soft-timeout: interrupting the app", "soft_timeout", w.pool.opts.SoftTimeout, "request_id", w.requestID(), "uri", w.uri())
+		w.log.Warn("request passed --soft-timeout: interrupting the app", "soft_timeout", w.pool.opts.SoftTimeout.String(), "request_id", w.requestID(), "uri", w.uri())
 		w.stop(reasonSoftTimeout, fmt.Errorf("%w: soft timeout after %v", ErrTimeout, w.pool.opts.SoftTimeout))
 	}
 	if !w.resendAt.IsZero() && !now.Before(w.resendAt) {

@@ -28,7 +28,7 @@ func (w *worker) logSlow() {
 	w.pool.st.slow.Add(1)
 	stack := w.p.dumpStack()
 	w.log.Warn("slow request: its Python stack follows (the request goes on)",
-		"running", time.Since(w.startedAt).Round(time.Millisecond), "request_id", w.requestID(), "uri", w.uri(), "stack", stack)
+		"running", time.Since(w.startedAt).Round(time.Millisecond).String(), "request_id", w.requestID(), "uri", w.uri(), "stack", stack)
 }
 
 // dumpStack asks the runner for every thread's Python stack (SIGUSR1, faulthandler) and

@@ -6,7 +6,6 @@ package pyrunner
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -41,9 +40,10 @@ type process struct {
 	log    hclog.Logger
 	slots  []*worker
 
-	started time.Time
-	python  readyInfo // what its first READY said of the interpreter
-	spawned chan int  // preload: the pid from the master's SPAWNED (0: the master is gone)
+	started  time.Time
+	replaces int       // the pid of the process it replaces, for its start's log line (0: none)
+	python   readyInfo // what its first READY said of the interpreter
+	spawned  chan int  // preload: the pid from the master's SPAWNED (0: the master is gone)
 
 	board     *board       // the cancel board it shares with the gateway
 	owners    atomic.Int32 // its channels' owner goroutines still running; the last unmaps the board
@@ -58,7 +58,8 @@ type process struct {
 	maxRequests  int // recycle after this many (0: never); MaxRequests plus this process's jitter
 	retiring     bool
 	retireReason string
-	killed       bool // the pool killed it: its exit is no crash
+	killed       bool   // the pool killed it: its exit is no crash
+	killReason   string // why, for its exit's log line
 }
 
 // worker is one channel of a process: what the pool hands requests to. Its owner goroutine
@@ -210,10 +211,19 @@ func (pl *Pool) execProcess(p *process) error {
 	return p.handshake(pl)
 }
 
-// init sets up a process that has started (its pid known).
+// init sets up a process that has started (its pid known), and logs its start.
 func (p *process) init(pl *Pool) {
 	p.started = time.Now()
 	p.log = pl.log.With("worker", p.id, "pid", p.pid)
+	msg := "worker started: importing the app"
+	if pl.opts.Preload {
+		msg = "worker started: forked by the preload master"
+	}
+	if p.replaces != 0 {
+		p.log.Info(msg, "replaces", p.replaces)
+	} else {
+		p.log.Info(msg)
+	}
 	for i, w := range p.slots {
 		w.log = p.log
 		if len(p.slots) > 1 {
@@ -267,6 +277,12 @@ func (p *Pool) runnerCommand(files []*os.File, threads int, extra ...string) *ex
 	}
 	if p.opts.Debug {
 		args = append(args, "--debug")
+	}
+	if p.opts.RunOnce {
+		args = append(args, "--run-once")
+	}
+	if p.opts.Name != "" {
+		args = append(args, "--name", p.opts.Name)
 	}
 	cmd := exec.Command(p.opts.Python, append(args, extra...)...)
 	cmd.ExtraFiles = append(append([]*os.File(nil), files...), p.source)
@@ -359,7 +375,6 @@ func (w *worker) handshake(timeout time.Duration, app string, stop <-chan struct
 			<-w.p.done // the process is gone or going: its exit says more than EOF
 			return w.p.exitError(app)
 		case r.h.typ == frameReady:
-			w.log.Debug("worker ready", "info", string(r.payload))
 			if w.ch == 0 {
 				w.p.python = parseReady(r.payload)
 			}
@@ -425,54 +440,7 @@ func (p *process) killAfter(d time.Duration) {
 	select {
 	case <-p.done:
 	case <-t.C:
-		p.log.Warn("worker did not exit after its channel closed: killing it", "waited", d)
+		p.log.Warn("worker did not exit after its channel closed: killing it", "waited", d.String())
 		p.kill()
 	}
-}
-
-// relay copies one output stream of the worker to the log, a line per entry. Lines the
-// runner writes as hclog-style JSON keep their level and fields.
-func relay(log hclog.Logger, pipes *sync.WaitGroup, r io.ReadCloser, stream string) {
-	defer pipes.Done()
-	defer r.Close()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if len(line) > 0 && line[0] == '{' && relayJSON(log, line) {
-			continue
-		}
-		log.Info(string(line), "stream", stream)
-	}
-	if err := sc.Err(); err != nil {
-		log.Warn("worker output not relayed", "stream", stream, "error", err)
-		io.Copy(io.Discard, r)
-	}
-}
-
-func relayJSON(log hclog.Logger, line []byte) bool {
-	var m map[string]any
-	if json.Unmarshal(line, &m) != nil {
-		return false
-	}
-	msg, ok := m["@message"].(string)
-	if !ok {
-		return false
-	}
-	level := hclog.Info
-	if s, ok := m["@level"].(string); ok {
-		level = hclog.LevelFromString(s)
-		if level == hclog.NoLevel {
-			level = hclog.Info
-		}
-	}
-	args := make([]any, 0, 2*len(m))
-	for k, v := range m {
-		if strings.HasPrefix(k, "@") {
-			continue
-		}
-		args = append(args, k, v)
-	}
-	log.Log(level, msg, args...)
-	return true
 }

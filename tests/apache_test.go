@@ -228,7 +228,7 @@ func TestApacheProxyFcgi(t *testing.T) {
 			}
 			g := startGateway(t, gatewayConfig{app: "frontapp:application", workers: 2, listen: listen, args: args})
 			baseline := fdCount(g.pid())
-			a := startApache(t, []string{"proxy", "proxy_fcgi"}, func(port int) string {
+			a := startApache(t, []string{"proxy", "proxy_fcgi", "alias"}, func(port int) string {
 				return deployFile(t, "apache/wsgi-fcgi.conf",
 					"<VirtualHost *:80>", fmt.Sprintf("<VirtualHost 127.0.0.1:%d>", port),
 					"unix:/run/wsgi-fcgi/wsgi-fcgi.sock|fcgi://localhost/", tc.target(listen))
@@ -260,8 +260,8 @@ func TestApacheAuthorizer(t *testing.T) {
 	// One gateway, two listeners: the responder on the unix socket, the authorizer on TCP
 	// (mod_authnz_fcgi speaks TCP only).
 	g := startGateway(t, gatewayConfig{app: "frontapp:application", workers: 2, listen: "unix:" + sock,
-		args: []string{"--listen", fmt.Sprintf("127.0.0.1:%d", authPort), "--socket-mode", "0666"}})
-	a := startApache(t, []string{"proxy", "proxy_fcgi", "authnz_fcgi", "authn_core", "authz_user"}, func(port int) string {
+		args: []string{"--listen", fmt.Sprintf("127.0.0.1:%d", authPort), "--socket-group", "www-data"}})
+	a := startApache(t, []string{"proxy", "proxy_fcgi", "alias", "authnz_fcgi", "authn_core", "authz_user"}, func(port int) string {
 		site := deployFile(t, "apache/wsgi-fcgi.conf",
 			"<VirtualHost *:80>", fmt.Sprintf("<VirtualHost 127.0.0.1:%d>", port),
 			"unix:/run/wsgi-fcgi/wsgi-fcgi.sock|fcgi://localhost/", "unix:"+sock+"|fcgi://localhost/")

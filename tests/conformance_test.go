@@ -37,7 +37,7 @@ func startFrontEnds(t *testing.T, g *gateway) []frontEnd {
 	}
 	os.Chmod(filepath.Dir(g.address), 0o755)
 	n := startNginx(t, g.upstream)
-	a := startApache(t, []string{"proxy", "proxy_fcgi"}, func(port int) string {
+	a := startApache(t, []string{"proxy", "proxy_fcgi", "alias"}, func(port int) string {
 		return deployFile(t, "apache/wsgi-fcgi.conf",
 			"<VirtualHost *:80>", fmt.Sprintf("<VirtualHost 127.0.0.1:%d>", port),
 			"unix:/run/wsgi-fcgi/wsgi-fcgi.sock|fcgi://localhost/", "unix:"+g.address+"|fcgi://localhost/")

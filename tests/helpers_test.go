@@ -116,8 +116,12 @@ func startProcess(t *testing.T, name string, cmd *exec.Cmd) *process {
 	cmd.Stdout = &p.stdout
 	cmd.Stderr = &p.stderr
 	cmd.WaitDelay = 2 * time.Second // a descendant holding the pipes must not block Wait
-	// If the test binary dies without its cleanups, the process is told to stop too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	// If the test binary dies without its cleanups, the process is told to stop too. Other
+	// attributes the caller set (the user to run as) are kept.
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}

@@ -90,7 +90,7 @@ func sharedGateways(t *testing.T) map[string]string {
 			dir := shortTempDir(t)
 			os.Chmod(dir, 0o755)
 			sock := filepath.Join(dir, "gw.sock")
-			startGateway(t, gatewayConfig{app: a.app, workers: 1, listen: "unix:" + sock, args: []string{"--socket-mode", "0666"}})
+			startGateway(t, gatewayConfig{app: a.app, workers: 1, listen: "unix:" + sock, args: []string{"--socket-group", "www-data"}})
 			socks[a.name+prefix] = sock
 		}
 	}

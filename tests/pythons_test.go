@@ -259,8 +259,8 @@ func TestUnsupportedPythons(t *testing.T) {
 		rows = append(rows, row{"cpython-" + v, py, fmt.Sprintf("wsgi-fcgi needs Python 3.8 or later; %s is %s", py, full)})
 	}
 	rows = append(rows,
-		row{"not a python", "/bin/true", `wsgi-fcgi: --python: "/bin/true" is not a Python interpreter: it printed "", not its version`},
-		row{"missing", "/nonexistent/python3", `wsgi-fcgi: --python: python interpreter not found: "/nonexistent/python3"`},
+		row{"not a python", "/bin/true", `wsgi-fcgi: --python "/bin/true" (WSGI_FCGI_PYTHON): want a Python 3.8 or later interpreter ("/bin/true" is not a Python interpreter: it printed "", not its version); e.g. --python /srv/venv/bin/python`},
+		row{"missing", "/nonexistent/python3", `wsgi-fcgi: --python "/nonexistent/python3" (WSGI_FCGI_PYTHON): want a Python interpreter: a path to one, or a name found on PATH (no such file or directory); e.g. --python /srv/venv/bin/python`},
 	)
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) {

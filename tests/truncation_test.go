@@ -116,7 +116,7 @@ func TestTruncation(t *testing.T) {
 		}
 		fronts = append(fronts, truncationFrontEnd{fe, !strings.HasPrefix(fe.name, "Caddy")})
 	}
-	a := startApache(t, []string{"proxy", "proxy_fcgi"}, func(port int) string {
+	a := startApache(t, []string{"proxy", "proxy_fcgi", "alias"}, func(port int) string {
 		return deployFile(t, "apache/wsgi-fcgi.conf",
 			"<VirtualHost *:80>", fmt.Sprintf("<VirtualHost 127.0.0.1:%d>", port),
 			"unix:/run/wsgi-fcgi/wsgi-fcgi.sock|fcgi://localhost/", "fcgi://"+tcpAddr+"/")

@@ -45,6 +45,12 @@ func checkBeforeStart(c *Config, env listenEnv) error {
 	if _, err := parseSocketPerm("", "", c.SocketGroup); err != nil {
 		return c.invalid("socket-group", "a group name or gid of this machine ("+errText(err)+")")
 	}
+	if perm, err := parseSocketPerm("", c.SocketOwner, c.SocketGroup); err == nil && hasUnixAddr(c.Listen) {
+		gids, _ := os.Getgroups()
+		if name, want := socketChownProblem(perm.uid, perm.gid, c.SocketGroup, os.Geteuid(), append(gids, os.Getegid())); want != "" {
+			return c.invalid(name, want)
+		}
+	}
 	if err := checkCredentials(c, osAccounts); err != nil {
 		return err
 	}

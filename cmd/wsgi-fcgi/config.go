@@ -71,7 +71,7 @@ type Config struct {
 	Debug             Bool      `envconfig:"WSGI_FCGI_DEBUG"`
 	Threads           int       `envconfig:"WSGI_FCGI_THREADS" default:"1"`
 	WebServerAddrs    string    `envconfig:"WSGI_FCGI_WEB_SERVER_ADDRS"`
-	SocketMode        string    `envconfig:"WSGI_FCGI_SOCKET_MODE"`
+	SocketMode        string    `envconfig:"WSGI_FCGI_SOCKET_MODE" default:"0660"`
 	SocketOwner       string    `envconfig:"WSGI_FCGI_SOCKET_OWNER"`
 	SocketGroup       string    `envconfig:"WSGI_FCGI_SOCKET_GROUP"`
 	MaxConns          int       `envconfig:"WSGI_FCGI_MAX_CONNS" default:"1000"`

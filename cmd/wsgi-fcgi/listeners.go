@@ -108,7 +108,7 @@ func openListeners(cfg *Config, env listenEnv, log hclog.Logger) (_ []listener, 
 		return nil, err
 	}
 	for _, a := range addrs {
-		l, err := fcgi.Listen(a)
+		l, err := fcgi.ListenMode(a, perm.bindMode())
 		if err != nil {
 			return out, fmt.Errorf("listen %s: %w", a, err)
 		}
@@ -267,6 +267,15 @@ func lookupID(s string, lookup func(string) (string, error)) (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(id)
+}
+
+// bindMode is the mode a unix socket file is made with: --socket-mode, so that the socket is
+// never more open than asked, even before apply; else what the umask leaves of 0777.
+func (p socketPerm) bindMode() os.FileMode {
+	if p.setMode {
+		return p.mode
+	}
+	return 0o777
 }
 
 // apply sets the socket file's owner, group and mode.

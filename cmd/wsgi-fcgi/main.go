@@ -74,14 +74,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, versionLine())
 		return exitOK
 	}
+	// Started as a CGI program: one request, one worker (cgi.go).
+	cgi := cgiInvoked(cfg, osCGIProbe)
+	var workerEnv []string
+	if cgi {
+		useCGISettings(cfg)
+		workerEnv = cgiWorkerEnv(os.Environ())
+	}
 	// Everything that can be checked is, before the app is imported.
 	if err := checkBeforeStart(cfg, osListenEnv); err != nil {
 		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+		if cgi {
+			writeCGIError(stdout, 500, "Internal Server Error")
+		}
 		return exitConfig
 	}
 	// A pid file that a running gateway holds stops this one (and only a start: a check of
-	// the settings may run beside the gateway it checks).
-	if reason := checkPIDFile(cfg.PIDFile, &osProcs); reason != "" {
+	// the settings may run beside the gateway it checks). A CGI program has none: it is one
+	// request among many at once.
+	if reason := checkPIDFile(cfg.PIDFile, &osProcs); !cgi && reason != "" {
 		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", cfg.invalid("pid-file", reason))
 		return exitConfig
 	}
@@ -108,7 +119,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Everything that needs root is done before --user takes effect: binding the sockets
 	// (with their owner and mode), opening the access log and writing the pid file. Then the
 	// gateway becomes the user, and only then does any Python start.
-	accessLog, closeAccessLog, err := openAccessLog(cfg, stdout)
+	logOut := stdout
+	if cgi {
+		logOut = stderr // stdout is the response
+	}
+	accessLog, closeAccessLog, err := openAccessLog(cfg, logOut)
 	if err != nil {
 		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
 		return exitConfig
@@ -133,11 +148,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	if creds != nil {
-		if lns, pid, err = bindListeners(cfg, log); err != nil {
-			fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
-			return exitFailed
+		if !cgi { // a CGI program has no listener and no pid file
+			if lns, pid, err = bindListeners(cfg, log); err != nil {
+				fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+				return exitFailed
+			}
+			defer closeListeners(lns) // the server has closed them when it served them
 		}
-		defer closeListeners(lns) // the server has closed them when it served them
 		if err := creds.drop(); err != nil {
 			fmt.Fprintf(stderr, "wsgi-fcgi: --user %s: %v\n", creds.name, err)
 			return exitFailed
@@ -172,14 +189,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		pythonPath = append(pythonPath, dir)
 	}
 
-	if _, err := pyrunner.Probe(cfg.Python); err != nil {
-		fmt.Fprintln(stderr, pythonError(err))
-		return exitConfig
+	// As a CGI program the worker's start is the one interpreter start of the request: no
+	// probe before it (its handshake tells the version; a failed start is answered below).
+	if !cgi {
+		if _, err := pyrunner.Probe(cfg.Python); err != nil {
+			fmt.Fprintln(stderr, pythonError(cfg, err))
+			return exitConfig
+		}
 	}
+	if workerEnv == nil {
+		workerEnv = os.Environ() // after --user: its HOME, USER and LOGNAME
+	}
+	// Only the gateway speaks to systemd.
+	workerEnv = withoutNotifySocket(workerEnv)
 	pm, _ := pyrunner.ParseMode(cfg.PM) // checked by validate
 	pool, err := pyrunner.New(pyrunner.Options{
 		Python:            cfg.Python,
 		App:               cfg.App,
+		Name:              cfg.PoolName,
 		Chdir:             cfg.Chdir,
 		PythonPath:        pythonPath,
 		Workers:           cfg.Workers,
@@ -197,6 +224,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		CancelGrace:       time.Duration(cfg.CancelGrace),
 		Preload:           bool(cfg.Preload),
 		Debug:             bool(cfg.Debug),
+		RunOnce:           cgi,
+		Env:               workerEnv,
 		Threads:           cfg.Threads,
 		QueueSize:         cfg.QueueSize,
 		QueueTimeout:      time.Duration(cfg.QueueTimeout),
@@ -206,7 +235,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		WorkerNice:        workerNice,
 		StartTimeout:      time.Duration(cfg.StartTimeout),
 		TrackRequests:     cfg.StatusPath != "",
-		Env:               withoutNotifySocket(os.Environ()),
 		Logger:            log.Named("pyrunner"),
 	})
 	if err != nil {
@@ -221,6 +249,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			log.Debug("app load failed", "traceback", le.Traceback)
 		}
 		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+		if cgi {
+			writeCGIError(stdout, 500, "Internal Server Error")
+		}
 		if errors.As(err, &le) || errors.Is(err, pyrunner.ErrNoPython) {
 			return exitConfig
 		}
@@ -228,6 +259,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer pool.Close()
 
+	trusted, _ := gateway.ParseTrustedProxies(cfg.ForwardedAllowIPs) // checked by validate
+	gw := gateway.New(pool, gateway.Options{
+		Mount:           cfg.Mount,
+		MaxBody:         int64(cfg.MaxBody),
+		TrustedProxies:  trusted,
+		PingPath:        cfg.PingPath,
+		StatusPath:      cfg.StatusPath,
+		Status:          poolStatus{pool},
+		PoolName:        cfg.PoolName,
+		AccessLog:       accessLog,
+		RequestIDHeader: bool(cfg.RequestIDHeader),
+		Logger:          log.Named("gateway"),
+	})
+	if cgi {
+		return serveCGI(ctx, cfg, gw, pool, stdout, stderr, log)
+	}
 	if creds == nil {
 		if lns, pid, err = bindListeners(cfg, log); err != nil {
 			fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
@@ -242,19 +289,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, w := range startWarnings(cfg, st) {
 		log.Warn(w)
 	}
-	trusted, _ := gateway.ParseTrustedProxies(cfg.ForwardedAllowIPs) // checked by validate
-	gw := gateway.New(pool, gateway.Options{
-		Mount:           cfg.Mount,
-		MaxBody:         int64(cfg.MaxBody),
-		TrustedProxies:  trusted,
-		PingPath:        cfg.PingPath,
-		StatusPath:      cfg.StatusPath,
-		Status:          poolStatus{pool},
-		PoolName:        cfg.PoolName,
-		AccessLog:       accessLog,
-		RequestIDHeader: bool(cfg.RequestIDHeader),
-		Logger:          log.Named("gateway"),
-	})
+	for _, w := range socketAccessWarnings(lns, osAccessEnv) {
+		log.Warn(w)
+	}
 	stall := time.Duration(cfg.StallTimeout)
 	if stall == 0 {
 		stall = -1 // 0 means never here; fcgi.Server takes a negative

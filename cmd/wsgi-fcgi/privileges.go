@@ -54,7 +54,7 @@ func resolveCredentials(userName, groupName string, euid, egid int, db accountDB
 		return nil, nil // --group alone does nothing (a warning at start)
 	}
 	c := &credentials{name: userName, home: "/"}
-	u, err := lookupAccount(userName, db)
+	u, err := lookupUserSpec(userName, db)
 	switch {
 	case err == nil:
 		c.uid, _ = strconv.Atoi(u.Uid)
@@ -128,8 +128,8 @@ type groupError struct{ err error }
 func (e *groupError) Error() string { return "no such group: " + errText(e.err) }
 func (e *groupError) Unwrap() error { return e.err }
 
-// lookupAccount finds a user by name, or by uid when s is a number.
-func lookupAccount(s string, db accountDB) (*user.User, error) {
+// lookupUserSpec finds a user by name, or by uid when s is a number.
+func lookupUserSpec(s string, db accountDB) (*user.User, error) {
 	if isUID(s) {
 		return db.lookupUserID(s)
 	}

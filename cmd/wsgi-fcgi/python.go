@@ -12,11 +12,12 @@ import (
 )
 
 // pythonError is the line for a failed pyrunner.Probe: "wsgi-fcgi needs Python 3.8 or later;
-// /usr/bin/python3.7 is 3.7.16" for a Python too old, "wsgi-fcgi: ..." for the rest.
-func pythonError(err error) string {
+// /usr/bin/python3.7 is 3.7.16" for a Python too old; for the rest, the line of any refused
+// setting, naming --python, its variable, what is accepted and an example.
+func pythonError(cfg *Config, err error) string {
 	var ue *pyrunner.UnsupportedError
 	if errors.As(err, &ue) {
 		return "wsgi-fcgi " + err.Error()
 	}
-	return "wsgi-fcgi: --python: " + err.Error()
+	return "wsgi-fcgi: " + cfg.invalid("python", "a Python 3.8 or later interpreter ("+err.Error()+")").Error()
 }

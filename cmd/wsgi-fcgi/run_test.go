@@ -16,6 +16,7 @@ import (
 func runCmd(t *testing.T, args []string, env map[string]string) (code int, stdout, stderr string) {
 	t.Helper()
 	clearSettingsEnv(t)
+	t.Setenv(envPrefix+"_LISTEN", "127.0.0.1:0") // as in configure: never the machine's 9000
 	for k, v := range env {
 		t.Setenv(k, v)
 	}

@@ -73,7 +73,7 @@ func settings(c *Config) []setting {
 		{name: "forwarded-allow-ips", group: groupApp, value: &c.ForwardedAllowIPs, arg: "IPS", example: "10.0.0.1,10.1.0.0/16", def: "none", usage: "comma-separated IPs and CIDRs of proxies whose X-Forwarded-Proto, -For and -Host are believed (\"*\": any)"},
 
 		{name: "listen", group: groupListen, value: listenFlag{c}, arg: "ADDR", usage: "where FastCGI connections come in: host:port, [::1]:port, /path/to.sock or unix:PATH; repeat it, or separate with commas, for several. A socket inherited on fd 0 (mod_fcgid, spawn-fcgi) or from systemd (LISTEN_FDS) replaces the default"},
-		{name: "socket-mode", group: groupListen, value: &c.SocketMode, arg: "MODE", example: "0660", def: "from the umask", usage: "permissions of the unix socket files --listen makes, in octal"},
+		{name: "socket-mode", group: groupListen, value: &c.SocketMode, arg: "MODE", example: "0660", usage: "permissions of the unix socket files --listen makes, in octal: the owner and the group may connect (give the group with --socket-group)"},
 		{name: "socket-owner", group: groupListen, value: &c.SocketOwner, arg: "USER", example: "www-data", def: "the gateway's user", usage: "owner (name or uid) of the unix socket files --listen makes"},
 		{name: "socket-group", group: groupListen, value: &c.SocketGroup, arg: "GROUP", example: "www-data", def: "the gateway's group", usage: "group (name or gid) of the unix socket files --listen makes"},
 		{name: "web-server-addrs", group: groupListen, value: &c.WebServerAddrs, arg: "IPS", example: "127.0.0.1,10.0.0.0/8", def: "FCGI_WEB_SERVER_ADDRS, else any", usage: "comma-separated IPs and CIDRs TCP connections may come from; others are closed and logged"},
@@ -85,7 +85,7 @@ func settings(c *Config) []setting {
 		{name: "pm-min-spare", group: groupWorkers, value: &c.PMMinSpare, arg: argN, example: "1", def: "1", usage: "dynamic: the fewest idle workers kept ready"},
 		{name: "pm-max-spare", group: groupWorkers, value: &c.PMMaxSpare, arg: argN, example: "3", def: "half of --workers", usage: "dynamic: the most idle workers kept; more are stopped, one a second"},
 		{name: "pm-idle-timeout", group: groupWorkers, value: &c.PMIdleTimeout, arg: argDuration, usage: "ondemand: a worker idle this long exits"},
-		{name: "threads", group: groupWorkers, value: &c.Threads, arg: argN, example: "2", usage: "requests each worker process serves at once, a thread each (wsgi.multithread is true above 1); 1 to 256, at most 126 with --preload"},
+		{name: "threads", group: groupWorkers, value: &c.Threads, arg: argN, example: "2", usage: "requests each worker process serves at once, a thread each (wsgi.multithread is true above 1); 1 to 256, at most 124 with --preload"},
 		{name: "preload", group: groupWorkers, value: &c.Preload, usage: "import the app once in a master process that forks the workers (gc.freeze(), copy-on-write)"},
 		{name: "max-requests", group: groupWorkers, value: &c.MaxRequests, arg: argN, example: "1000", def: "0, never", usage: "recycle a worker after this many requests"},
 		{name: "max-requests-jitter", group: groupWorkers, value: &c.MaxRequestsJitter, arg: argN, example: "50", usage: "add a random 0 to N to --max-requests per worker, so they do not all restart at once"},
@@ -119,7 +119,7 @@ func settings(c *Config) []setting {
 		{name: "user", group: groupOps, value: &c.User, arg: "USER", example: "www-data", def: "the user that starts it", usage: "started as root: bind the sockets, open the logs and write --pid-file, then run the gateway and its workers as USER (name or uid), with its groups"},
 		{name: "group", group: groupOps, value: &c.Group, arg: "GROUP", example: "www-data", def: "the --user's group", usage: "with --user: the group (name or gid) the gateway and its workers run as"},
 		{name: "pid-file", group: groupOps, value: &c.PIDFile, arg: "FILE", example: "/run/wsgi-fcgi/mysite.pid", def: "none", usage: "write the gateway's pid to FILE once it listens, and remove it at exit; a FILE naming a running wsgi-fcgi stops the start"},
-		{name: "pool-name", group: groupOps, value: &c.PoolName, arg: "NAME", example: "mysite", def: "wsgi-fcgi", usage: "the pool's name on the status page"},
+		{name: "pool-name", group: groupOps, value: &c.PoolName, arg: "NAME", example: "mysite", def: "wsgi-fcgi", usage: "the pool's name on the status page, and in the Python processes' titles (ps) instead of the app's module"},
 
 		{name: "http", group: groupDev, value: &c.HTTP, arg: "ADDR", example: "127.0.0.1:8000", def: "off; 127.0.0.1:8000 for the demo app", usage: "also serve plain HTTP on host:port, passing each request as FastCGI to the gateway's own listener"},
 		{name: "reload", group: groupDev, value: &c.Reload, usage: "reload the workers when a .py file under --chdir (else the working directory) or --pythonpath changes; checked every second"},

@@ -136,9 +136,14 @@ func clearSettingsEnv(t *testing.T) {
 
 // configure is what the gateway does with a command line and an environment before it
 // imports the app: read the settings, then check them against the machine.
+//
+// Unless env names one, the listen address is a free port: the check trial-binds --listen, and
+// no test may depend on whether something else on the machine holds the default
+// 127.0.0.1:9000.
 func configure(t *testing.T, args []string, env map[string]string) (*Config, error) {
 	t.Helper()
 	clearSettingsEnv(t)
+	t.Setenv(envPrefix+"_LISTEN", "127.0.0.1:0")
 	for k, v := range env {
 		t.Setenv(k, v)
 	}

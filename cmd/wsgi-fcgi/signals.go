@@ -64,12 +64,9 @@ func waitSignals(ctx context.Context, served <-chan error, reloads <-chan string
 		case <-ctx.Done():
 			return exitOK, false
 		case err := <-reloaded:
-			// The pool logs the outcome (and a failed import's traceback); a reload cut short by
-			// the shutdown is not news.
+			// The pool logs the outcome, a failed import with its traceback: once, there. A
+			// reload cut short by the shutdown is no news for systemd either.
 			reloading = false
-			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, pyrunner.ErrClosed) {
-				log.Warn("reload failed; the running workers keep serving", "error", err)
-			}
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, pyrunner.ErrClosed) {
 				sd.reloadEnded(err)
 			}

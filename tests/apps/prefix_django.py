@@ -36,9 +36,15 @@ def path_echo(request, rest):
     return JsonResponse({"path_info": request.META["PATH_INFO"], "rest": rest})
 
 
+def echo(request):
+    # A form posted to the app: the body reaches the framework's parser whole.
+    return JsonResponse({"a_length": len(request.POST.get("a", "")), "content_length": int(request.META["CONTENT_LENGTH"])})
+
+
 urlpatterns = [
     path("links", links, name="links"),
     path("go", go),
+    path("echo", echo),
     re_path(r"^p/(?P<rest>.*)$", path_echo),
 ]
 

@@ -24,3 +24,9 @@ def go():
 def path_echo(rest):
     # PEP 3333: PATH_INFO is the URL's bytes, decoded as latin-1.
     return jsonify(path_info=request.environ["PATH_INFO"], rest=rest)
+
+
+@app.route("/echo", methods=["POST"])
+def echo():
+    # A form posted to the app: the body reaches the framework's parser whole.
+    return jsonify(a_length=len(request.form.get("a", "")), content_length=request.content_length)

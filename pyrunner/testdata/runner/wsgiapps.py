@@ -462,6 +462,21 @@ def print_app(environ, start_response):
     return [b"printed"]
 
 
+@route("/errors-traceback")
+def errors_traceback_app(environ, start_response):
+    """A traceback written to wsgi.errors line by line, with no flush, after a message."""
+    import traceback
+
+    errors = environ["wsgi.errors"]
+    try:
+        raise ValueError("logged, not raised")
+    except ValueError:
+        errors.write("handled an error:\n")
+        traceback.print_exc(file=errors)
+    start_response("200 OK", list(TEXT))
+    return [b"logged"]
+
+
 @route("/errors")
 def errors_app(environ, start_response):
     environ["wsgi.errors"].write("line from wsgi.errors\n")
