@@ -165,7 +165,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitConfig
 		}
 	}
-	if w := rootWarning(cfg, os.Geteuid()); w != "" {
+	// As a CGI program, as with the other start warnings, none: it would be one per request.
+	if w := rootWarning(cfg, os.Geteuid()); w != "" && !cgi {
 		log.Warn(w)
 	}
 
