@@ -139,7 +139,7 @@ func TestCheckCredentials(t *testing.T) {
 }
 
 // dropHelperEnv makes the test binary a helper process that drops to the credentials it
-// names (uid:gid:group,group) and prints its ids.
+// names (uid:gid:group,group:dir), prints its ids, and checks dir as a --chdir.
 const dropHelperEnv = "WSGI_FCGI_TEST_DROP_HELPER"
 
 // TestDropHelperProcess is not a test: it is the helper process of TestDrop.
@@ -170,6 +170,8 @@ func TestDropHelperProcess(t *testing.T) {
 	}
 	fmt.Printf("uid=%d euid=%d gid=%d egid=%d groups=%v home=%s user=%s back=%s\n",
 		os.Getuid(), os.Geteuid(), os.Getgid(), os.Getegid(), gs, os.Getenv("HOME"), os.Getenv("USER"), back)
+	// What the user can no longer reach: a --chdir only root may enter.
+	fmt.Printf("after the drop: %v\n", checkAfterDrop(&Config{Chdir: f[3]}, c))
 	os.Exit(0)
 }
 
@@ -180,13 +182,17 @@ func TestDrop(t *testing.T) {
 		t.Skip("needs root")
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestDropHelperProcess$")
-	cmd.Env = append(os.Environ(), dropHelperEnv+"=65534:65534:65534,33")
+	private := t.TempDir() // 0700, root's
+	cmd.Env = append(os.Environ(), dropHelperEnv+"=65534:65534:65534,33:"+private, "TMPDIR=/tmp")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("helper: %v\n%s", err, out)
 	}
 	want := "uid=65534 euid=65534 gid=65534 egid=65534 groups=[33 65534] home=/nonexistent user=nobody back=no"
 	if !strings.Contains(string(out), want) {
+		t.Errorf("helper says\n%s\nwant %s", out, want)
+	}
+	if want := "after the drop: --user nobody: --chdir " + private + " cannot be read by that user (permission denied)"; !strings.Contains(string(out), want) {
 		t.Errorf("helper says\n%s\nwant %s", out, want)
 	}
 }
