@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -141,20 +142,21 @@ func startupArgs(sock string, override, env []string) []string {
 	return args
 }
 
-// rootWarning is the start of the warning a gateway started as root without --user logs
-// before any Python starts: the one line that may come before a start-up error's line.
-const rootWarning = "the gateway and its workers run as root: name an unprivileged user with --user"
-
-// withoutRootWarning is s without the root warning's line.
+// withoutRootWarning is s without the gateway's log records below ERROR: the root warning a
+// gateway started as root without --user logs before any Python starts, and the INFO line of
+// a worker starting. A start-up error is the one line that is left.
 func withoutRootWarning(s string) string {
 	var out []string
 	for _, l := range strings.SplitAfter(s, "\n") {
-		if !strings.Contains(l, rootWarning) {
+		if !lowLogRecord.MatchString(l) {
 			out = append(out, l)
 		}
 	}
 	return strings.Join(out, "")
 }
+
+// lowLogRecord matches a text log record (go-hclog's form) at TRACE, DEBUG, INFO or WARN.
+var lowLogRecord = regexp.MustCompile(`^\S+ \[(TRACE|DEBUG|INFO|WARN) *\] `)
 
 func nonEmptyLines(s string) []string {
 	var out []string
