@@ -36,10 +36,11 @@ const (
 )
 
 func main() {
-	// A SIGHUP before the signal loop runs (while the app imports) is caught and dropped: its
-	// default action would kill the gateway. Caught, not ignored: an ignored signal would stay
-	// ignored in the workers started meanwhile.
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
+	// A SIGHUP, SIGUSR1 or SIGUSR2 before the signal loop runs (while the app imports) is
+	// caught and dropped: its default action would kill the gateway (SIGTTIN's would stop
+	// it). Caught, not ignored: an ignored signal would stay ignored in the workers started
+	// meanwhile.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTTIN)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
@@ -118,9 +119,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		pythonPath = append(pythonPath, dir)
 	}
 
-	if _, err := pyrunner.Probe(cfg.Python); err != nil {
+	python, err := pyrunner.Probe(cfg.Python)
+	if err != nil {
 		fmt.Fprintln(stderr, pythonError(err))
 		return exitConfig
+	}
+	if cfg.checkConfig {
+		return checkConfig(ctx, cfg, python, pythonPath, stdout, stderr, log)
 	}
 	pm, _ := pyrunner.ParseMode(cfg.PM) // checked by validate
 	pool, err := pyrunner.New(pyrunner.Options{
@@ -187,18 +192,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Warn(w)
 	}
 	trusted, _ := gateway.ParseTrustedProxies(cfg.ForwardedAllowIPs) // checked by validate
-	accessLog, closeAccessLog, err := openAccessLog(cfg, stdout)
+	logs, err := openLogFiles(cfg, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
 		return exitConfig
 	}
-	if accessLog != nil {
-		defer func() {
-			if err := closeAccessLog(); err != nil {
-				log.Error("access log", "error", err)
-			}
-		}()
-	}
+	defer func() {
+		if err := logs.close(); err != nil {
+			log.Error("access log", "error", err)
+		}
+	}()
 	gw := gateway.New(pool, gateway.Options{
 		Mount:           cfg.Mount,
 		MaxBody:         int64(cfg.MaxBody),
@@ -207,7 +210,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		StatusPath:      cfg.StatusPath,
 		Status:          poolStatus{pool},
 		PoolName:        cfg.PoolName,
-		AccessLog:       accessLog,
+		AccessLog:       logs.access,
 		RequestIDHeader: bool(cfg.RequestIDHeader),
 		Logger:          log.Named("gateway"),
 	})
@@ -253,8 +256,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			ln.Addr(), dev.URL(), nginxAddr(ln.Addr().Network(), ln.Addr().String()))
 	}
 
-	reloads := startReloadWatcher(ctx, bool(cfg.Reload), watchRoots(cfg.Chdir, pythonPath), log.Named("reload"))
-	if code, done := waitSignals(ctx, served, reloads, srv, pool, log); done {
+	reloads := startWatchers(ctx, bool(cfg.Reload), watchRoots(cfg.Chdir, pythonPath), cfg.TouchReload, log.Named("reload"))
+	if code, done := waitSignals(ctx, served, reloads, logs, srv, pool, log); done {
 		return code
 	}
 	log.Info("shutting down: finishing running requests", "drain_timeout", formatDuration(time.Duration(cfg.DrainTimeout)))
@@ -294,27 +297,4 @@ func newLogger(cfg *Config, w io.Writer) hclog.Logger {
 		JSONFormat: cfg.LogFormat == "json",
 		Color:      hclog.AutoColor,
 	})
-}
-
-// openAccessLog opens the access log the settings ask for, or returns nil when it is off, with
-// the function that flushes and closes it. The file is opened for appending (rotate it with
-// logrotate's copytruncate).
-func openAccessLog(cfg *Config, stdout io.Writer) (*gateway.AccessLog, func() error, error) {
-	format, err := gateway.ParseAccessLogFormat(cfg.AccessLogFormat)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--access-log-format: %w", err)
-	}
-	switch cfg.AccessLog {
-	case "":
-		return nil, nil, nil
-	case "-":
-		l := gateway.NewAccessLog(stdout, format)
-		return l, l.Close, nil
-	}
-	f, err := os.OpenFile(cfg.AccessLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--access-log: %w", err)
-	}
-	l := gateway.NewAccessLog(f, format)
-	return l, func() error { return errors.Join(l.Close(), f.Close()) }, nil
 }

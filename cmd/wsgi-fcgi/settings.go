@@ -117,11 +117,13 @@ func settings(c *Config) []setting {
 		{name: "status-path", group: groupOps, value: &c.StatusPath, arg: "PATH", example: "/fcgi-status", def: "off", usage: "answer PATH with the status page, like php-fpm's pm.status_path: text, ?json, ?openmetrics; ?full adds a row per worker"},
 		{name: "ping-path", group: groupOps, value: &c.PingPath, arg: "PATH", example: "/fcgi-ping", def: "off", usage: "answer PATH with \"pong\" from the gateway itself, like php-fpm's ping.path"},
 		{name: "pool-name", group: groupOps, value: &c.PoolName, arg: "NAME", example: "mysite", def: "wsgi-fcgi", usage: "the pool's name on the status page"},
+		{name: "touch-reload", group: groupOps, value: &c.TouchReload, arg: "FILE", example: "/srv/mysite/reload.txt", def: "off", usage: "reload the workers gracefully, as SIGHUP does, when FILE is touched, replaced or made (its time, size or inode changes); checked every second. FILE need not exist at start"},
 
 		{name: "http", group: groupDev, value: &c.HTTP, arg: "ADDR", example: "127.0.0.1:8000", def: "off; 127.0.0.1:8000 for the demo app", usage: "also serve plain HTTP on host:port, passing each request as FastCGI to the gateway's own listener"},
 		{name: "reload", group: groupDev, value: &c.Reload, usage: "reload the workers when a .py file under --chdir (else the working directory) or --pythonpath changes; checked every second"},
 		{name: "debug", group: groupDev, value: &c.Debug, usage: "an app's traceback also goes to the client, in the body of the 500 (it is always logged)"},
 
 		{name: "version", group: groupOther, value: &c.showVersion, noEnv: true, usage: "print the version the binary was built from and exit"},
+		{name: "check-config", group: groupOther, value: &c.checkConfig, noEnv: true, usage: "check the settings and import the app once in one worker, listening nowhere; print one line and exit 0 when all is well, 2 otherwise (-t for short, as nginx -t)"},
 	}
 }

@@ -103,10 +103,12 @@ func settingRows(t *testing.T) []settingRow {
 		{name: "status-path", good: map[string]string{"/fcgi-status": "/fcgi-status", "": ""}, bad: []string{"status"}},
 		{name: "ping-path", good: map[string]string{"/fcgi-ping": "/fcgi-ping", "": ""}, bad: []string{"ping"}},
 		{name: "pool-name", good: map[string]string{"mysite": "mysite"}, anyValue: "every text is a name"},
+		{name: "touch-reload", good: map[string]string{filepath.Join(dir, "reload.txt"): filepath.Join(dir, "reload.txt"), "": ""}, anyValue: "any path: the file need not exist at start, and may appear later"},
 		{name: "http", good: map[string]string{"127.0.0.1:0": "127.0.0.1:0", "": ""}, bad: []string{"8000", "127.0.0.1", "/tmp/http.sock", "127.0.0.1:70000"}},
 		sw("reload"),
 		sw("debug"),
 		sw("version"),
+		sw("check-config"),
 	}
 }
 
