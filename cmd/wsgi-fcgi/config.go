@@ -85,7 +85,7 @@ type Config struct {
 	LogLevel          string    `envconfig:"WSGI_FCGI_LOG_LEVEL" default:"info"`
 
 	showVersion Bool
-	checkConfig Bool // --check-config, -t
+	checkConfig Bool              // --check-config, -t
 	listenSet   bool              // --listen was given: served besides inherited sockets
 	given       map[string]origin // the settings set by a flag or a variable, by name
 	raw         map[string]string // the value each of those was given, as written
