@@ -36,11 +36,11 @@ const (
 )
 
 func main() {
-	// A SIGHUP, SIGUSR1 or SIGUSR2 before the signal loop runs (while the app imports) is
-	// caught and dropped: its default action would kill the gateway (SIGTTIN's would stop
-	// it). Caught, not ignored: an ignored signal would stay ignored in the workers started
-	// meanwhile.
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTTIN)
+	// A SIGHUP or SIGTTIN before the signal loop runs (while the app imports) is caught and
+	// dropped: SIGHUP's default action would kill the gateway, SIGTTIN's stop it. (The Go
+	// runtime drops SIGUSR1, SIGUSR2 and SIGWINCH by itself.) Caught, not ignored: an ignored
+	// signal would stay ignored in the workers started meanwhile.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGTTIN)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
