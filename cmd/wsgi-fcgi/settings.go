@@ -110,7 +110,7 @@ func settings(c *Config) []setting {
 
 		{name: "log-level", group: groupOps, value: &c.LogLevel, arg: "LEVEL", example: "debug", usage: "trace, debug, info, warn or error"},
 		{name: "log-format", group: groupOps, value: &c.LogFormat, arg: "FORMAT", example: "json", usage: "the gateway's log on standard error: text or json"},
-		{name: "access-log", group: groupOps, value: &c.AccessLog, arg: "FILE", example: "/var/log/wsgi-fcgi/access.log", def: "off", usage: "write a line per request to FILE (\"-\": standard output), flushed every second; rotate with copytruncate"},
+		{name: "access-log", group: groupOps, value: &c.AccessLog, arg: "FILE", example: "/var/log/wsgi-fcgi/access.log", def: "off", usage: "write a line per request to FILE (\"-\": standard output), flushed every second; SIGUSR1 reopens it (logrotate without copytruncate)"},
 		{name: "access-log-format", group: groupOps, value: &c.AccessLogFormat, arg: "FORMAT", example: "json", usage: "combined (Apache/nginx, plus the total time, the request id and the queue wait), json, json:FIELD,FIELD... or a template of {FIELD}s such as '{request_id} {status} {queue_wait}'"},
 		{name: "request-id-header", group: groupOps, value: &c.RequestIDHeader, usage: "add X-Request-ID, the request's id (the web server's, or one generated), to every response"},
 		{name: "slowlog-timeout", group: groupOps, value: &c.SlowlogTimeout, arg: argDuration, def: "0, off", usage: "log the worker's Python stack once when a request has run this long; the request goes on (php-fpm's request_slowlog_timeout)"},
