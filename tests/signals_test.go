@@ -11,7 +11,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -386,4 +388,88 @@ func checkNothingListens(t *testing.T, port int, sock string) {
 		return
 	}
 	l.Close()
+}
+
+// TestFcgidTouchReload deploys new code on the shared-hosting layout, under a real Apache with
+// mod_fcgid, the way its README says: the code replaced, then the reload file touched. The
+// gateway mod_fcgid started serves the new code within seconds, and no request fails.
+func TestFcgidTouchReload(t *testing.T) {
+	needPythonFlask(t)
+	home := shortTempDir(t)
+	os.Chmod(home, 0o755)
+	site := filepath.Join(home, "public_html")
+	bindir := filepath.Join(home, "bin")
+	appdir := filepath.Join(home, "app")
+	for _, d := range []string{site, bindir, appdir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(t, gatewayBin, filepath.Join(bindir, "wsgi-fcgi"), 0o755)
+	writeApp(t, appdir, "one")
+	touch := filepath.Join(appdir, "reload.txt")
+	if err := os.WriteFile(touch, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wrapper := deployFile(t, "shared-hosting/app.fcgi",
+		"/home/user/bin/wsgi-fcgi", filepath.Join(bindir, "wsgi-fcgi"),
+		"--touch-reload /home/user/app/reload.txt", "--touch-reload "+touch,
+		"--chdir /home/user/app", "--chdir "+appdir,
+		"--app myapp.wsgi:application", "--app reloadapp:application")
+	if err := os.WriteFile(filepath.Join(site, "app.fcgi"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, filepath.Join(repoRoot(), "deploy", "shared-hosting", ".htaccess"), filepath.Join(site, ".htaccess"), 0o644)
+	a := startApache(t, []string{"fcgid", "rewrite", "alias"}, func(port int) string {
+		return deployFile(t, "shared-hosting/apache-host.conf",
+			"<VirtualHost *:80>", fmt.Sprintf("<VirtualHost 127.0.0.1:%d>", port),
+			"/home/user/public_html", site,
+			"FcgidIPCDir /run/mod_fcgid", "FcgidIPCDir "+filepath.Join(home, "fcgid"),
+			"FcgidProcessTableFile /run/mod_fcgid/fcgid_shm", "FcgidProcessTableFile "+filepath.Join(home, "fcgid_shm"))
+	})
+	client := &http.Client{Timeout: 20 * time.Second}
+	get := func() string {
+		t.Helper()
+		resp, err := client.Get(a.base + "/page")
+		if err != nil {
+			t.Fatalf("GET: %v", err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET: %d %s", resp.StatusCode, body)
+		}
+		return string(body)
+	}
+	if got := get(); got != "one" {
+		t.Fatalf("before the deploy: %q", got)
+	}
+	// The deploy: new code, then the touch, a second later so that the time surely differs.
+	if err := os.WriteFile(filepath.Join(appdir, "version.py"), []byte(`VERSION = "two"`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if got := get(); got != "one" {
+		t.Fatalf("the new code was served before the touch: %q", got)
+	}
+	now := time.Now()
+	if err := os.Chtimes(touch, now, now); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := get()
+		if got == "two" {
+			t.Logf("new code served %v after the touch", time.Since(now).Round(time.Millisecond))
+			break
+		}
+		if got != "one" {
+			t.Fatalf("answer %q", got)
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(a.dir, "error.log"))
+			t.Fatalf("the new code was not served within 10s of the touch; Apache's error log:\n%s", log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
