@@ -473,3 +473,43 @@ func TestFcgidTouchReload(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestSIGUSR1ReopensLogFile: the gateway's own log (--log-file) goes on in a new file after
+// logrotate's rename and SIGUSR1; the renamed file keeps what came before.
+func TestSIGUSR1ReopensLogFile(t *testing.T) {
+	logFile := filepath.Join(shortTempDir(t), "error.log")
+	g := startGateway(t, gatewayConfig{workers: 1, args: []string{"--log-file", logFile}})
+	waitFileHas := func(name, s string) string {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			b, _ := os.ReadFile(name)
+			if strings.Contains(string(b), s) {
+				return string(b)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s has no %q after 5s:\n%s\nstderr:\n%s", name, s, b, g.stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFileHas(logFile, "listening")
+	if err := os.Rename(logFile, logFile+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitFileHas(logFile, "SIGUSR1: log files reopened")
+	if old, _ := os.ReadFile(logFile + ".1"); !strings.Contains(string(old), "listening") || strings.Contains(string(old), "SIGUSR1") {
+		t.Errorf("the renamed log:\n%s", old)
+	}
+	// And so do the lines after it: a reload's.
+	if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFileHas(logFile, "reloaded")
+	if s := g.stderr.String(); s != "" {
+		t.Errorf("the gateway wrote to standard error:\n%s", s)
+	}
+}

@@ -2,7 +2,7 @@
 
 // checks.go: what can be checked about the settings before the app is imported and the
 // workers start — the addresses to listen on, the socket files' mode, owner and group, the
-// interpreter, the access log's directory — so that a mistake there is one line and exit
+// interpreter, the log files' directories — so that a mistake there is one line and exit
 // status 2, not a failure after the workers are ready.
 
 package main
@@ -58,6 +58,9 @@ func checkBeforeStart(c *Config, env listenEnv) error {
 	}
 	if reason := checkLogFile(c.AccessLog); reason != "" {
 		return c.invalid("access-log", reason)
+	}
+	if reason := checkLogFile(c.LogFile); reason != "" {
+		return c.invalid("log-file", reason)
 	}
 	return nil
 }

@@ -83,6 +83,7 @@ type Config struct {
 	MaxSpool          ByteSize  `envconfig:"WSGI_FCGI_MAX_SPOOL" default:"1GiB"`
 	LogFormat         string    `envconfig:"WSGI_FCGI_LOG_FORMAT" default:"text"`
 	LogLevel          string    `envconfig:"WSGI_FCGI_LOG_LEVEL" default:"info"`
+	LogFile           string    `envconfig:"WSGI_FCGI_LOG_FILE"`
 
 	showVersion Bool
 	checkConfig Bool              // --check-config, -t

@@ -80,7 +80,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
 		return exitConfig
 	}
-	log := newLogger(cfg, stderr)
+	logs := &logFiles{gatewayLog: stderr} // --check-config opens no file
+	if !cfg.checkConfig {
+		var err error
+		if logs, err = openGatewayLog(cfg, stderr); err != nil {
+			fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+			return exitConfig
+		}
+		defer logs.closeGatewayLog() // the last of run's defers: after the last log line
+	}
+	log := newLogger(cfg, logs.gatewayLog)
 	batch := false
 	if cfg.SchedBatch {
 		var err error
@@ -192,13 +201,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Warn(w)
 	}
 	trusted, _ := gateway.ParseTrustedProxies(cfg.ForwardedAllowIPs) // checked by validate
-	logs, err := openLogFiles(cfg, stdout)
-	if err != nil {
+	if err := logs.openAccessLog(cfg, stdout); err != nil {
 		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
 		return exitConfig
 	}
 	defer func() {
-		if err := logs.close(); err != nil {
+		if err := logs.closeAccess(); err != nil {
 			log.Error("access log", "error", err)
 		}
 	}()

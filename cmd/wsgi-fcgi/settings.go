@@ -110,6 +110,7 @@ func settings(c *Config) []setting {
 
 		{name: "log-level", group: groupOps, value: &c.LogLevel, arg: "LEVEL", example: "debug", usage: "trace, debug, info, warn or error"},
 		{name: "log-format", group: groupOps, value: &c.LogFormat, arg: "FORMAT", example: "json", usage: "the gateway's log on standard error: text or json"},
+		{name: "log-file", group: groupOps, value: &c.LogFile, arg: "FILE", example: "/var/log/wsgi-fcgi/error.log", def: "standard error", usage: "write the gateway's log, its workers' output included, to FILE (appended to) instead of standard error; SIGUSR1 reopens it"},
 		{name: "access-log", group: groupOps, value: &c.AccessLog, arg: "FILE", example: "/var/log/wsgi-fcgi/access.log", def: "off", usage: "write a line per request to FILE (\"-\": standard output), flushed every second; SIGUSR1 reopens it (logrotate without copytruncate)"},
 		{name: "access-log-format", group: groupOps, value: &c.AccessLogFormat, arg: "FORMAT", example: "json", usage: "combined (Apache/nginx, plus the total time, the request id and the queue wait), json, json:FIELD,FIELD... or a template of {FIELD}s such as '{request_id} {status} {queue_wait}'"},
 		{name: "request-id-header", group: groupOps, value: &c.RequestIDHeader, usage: "add X-Request-ID, the request's id (the web server's, or one generated), to every response"},

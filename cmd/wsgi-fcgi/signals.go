@@ -113,12 +113,13 @@ func waitSignals(ctx context.Context, served <-chan error, reloads <-chan reload
 // reopenLogs answers SIGUSR1: the log files are opened again by their names.
 func reopenLogs(logs *logFiles, log hclog.Logger) {
 	reopened, err := logs.reopen()
+	if err != nil {
+		log.Error("SIGUSR1: a log file could not be reopened; its log goes on in the old file", "error", err)
+	}
 	switch {
-	case err != nil:
-		log.Error("SIGUSR1: reopening the log files", "error", err)
-	case reopened:
-		log.Info("SIGUSR1: log files reopened", "access_log", logs.path)
-	default:
-		log.Info("SIGUSR1: no log file to reopen (the gateway's own log is standard error)")
+	case len(reopened) > 0:
+		log.Info("SIGUSR1: log files reopened", "files", reopened)
+	case err == nil:
+		log.Info("SIGUSR1: no log file to reopen (no --log-file, and no --access-log file)")
 	}
 }
