@@ -513,3 +513,59 @@ func TestSIGUSR1ReopensLogFile(t *testing.T) {
 		t.Errorf("the gateway wrote to standard error:\n%s", s)
 	}
 }
+
+// TestLogrotate runs logrotate with deploy/logrotate/wsgi-fcgi (the paths and the pid
+// replaced) against a running gateway: the logs are renamed, SIGUSR1 sent, and the gateway
+// goes on in new files, each request a line in exactly one access log.
+func TestLogrotate(t *testing.T) {
+	logrotate, err := exec.LookPath("logrotate")
+	if err != nil {
+		missingTool(t, "logrotate: %v", err)
+	}
+	dir := shortTempDir(t)
+	access, errLog := filepath.Join(dir, "access.log"), filepath.Join(dir, "error.log")
+	g := startGateway(t, gatewayConfig{workers: 1, args: []string{"--access-log", access, "--access-log-format", "{uri}", "--log-file", errLog}})
+	conf := deployFile(t, "logrotate/wsgi-fcgi",
+		"/var/log/wsgi-fcgi/access.log /var/log/wsgi-fcgi/error.log", access+" "+errLog,
+		"$(systemctl show --property MainPID --value wsgi-fcgi.service 2>/dev/null)", strconv.Itoa(g.pid()))
+	confFile := filepath.Join(dir, "logrotate.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitLines := func(name string, want ...string) string {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second) // the access log is flushed every second
+		for {
+			b, _ := os.ReadFile(name)
+			missing := ""
+			for _, w := range want {
+				if !strings.Contains(string(b), w) {
+					missing = w
+				}
+			}
+			if missing == "" {
+				return string(b)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s has no %q after 5s:\n%s", name, missing, b)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	g.mustFcgiGet(t, "/query", "n=1")
+	waitLines(access, "/query?n=1\n")
+	out, err := exec.Command(logrotate, "-f", "-s", filepath.Join(dir, "state"), confFile).CombinedOutput()
+	if err != nil {
+		t.Fatalf("logrotate: %v\n%s", err, out)
+	}
+	waitLines(errLog, "SIGUSR1: log files reopened")
+	g.mustFcgiGet(t, "/query", "n=2")
+	cur := waitLines(access, "/query?n=2\n")
+	old := waitLines(access+".1", "/query?n=1\n")
+	if cur != "/query?n=2\n" || old != "/query?n=1\n" {
+		t.Errorf("rotated access log %q, new one %q; want each request in one", old, cur)
+	}
+	if b, _ := os.ReadFile(errLog + ".1"); !strings.Contains(string(b), "listening") {
+		t.Errorf("the rotated gateway log lacks the start:\n%s", b)
+	}
+}
