@@ -15,7 +15,7 @@ import (
 )
 
 // TestTouchWatch drives --touch-reload's watcher with a tick channel the test owns: each
-// step changes the file (or not), then makes the watcher look.
+// step changes the file (or not), then makes the watcher look, and waits for what it saw.
 func TestTouchWatch(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "reload.txt")
@@ -39,10 +39,15 @@ func TestTouchWatch(t *testing.T) {
 	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	got := make(chan string, 10)
-	tick := make(chan time.Time) // unbuffered: a send returns once the watcher takes it
+	tick := make(chan time.Time)
+	looked := make(chan string) // what each look saw, once it is done
+	reloaded := make(chan string, 1)
 	w := newTouchWatch(path, log)
-	go poll(ctx, tick, w.look, func(f string) { got <- f })
+	go poll(ctx, tick, func() string {
+		f := w.look()
+		looked <- f
+		return f
+	}, func(f string) { reloaded <- f })
 
 	cases := []struct {
 		name   string
@@ -68,12 +73,12 @@ func TestTouchWatch(t *testing.T) {
 	}
 	for _, tc := range cases {
 		tc.change()
-		tick <- time.Now() // look
-		tick <- time.Now() // taken once the look before it is done, reload included
-		f := ""
-		select {
-		case f = <-got:
-		default:
+		tick <- time.Now()
+		f := <-looked // the next change waits for this look: it never sees a file half made
+		if f != "" {
+			if r := <-reloaded; r != f {
+				t.Errorf("%s: the look saw %q, the reload got %q", tc.name, f, r)
+			}
 		}
 		if want := map[bool]string{true: path}[tc.reload]; f != want {
 			t.Errorf("%s: reload for %q, want %q", tc.name, f, want)
