@@ -111,8 +111,10 @@ func TestSIGUSR1ReopensAccessLog(t *testing.T) {
 	if len(seen) > 0 {
 		t.Errorf("lines with a gap before them (a line lost): %v", seen)
 	}
-	if len(old)+len(cur) != want || len(old) < 20 || len(cur) < 20 {
-		t.Errorf("%d lines in the renamed file and %d in the new one, want %d in all, at least 20 in each", len(old), len(cur), want)
+	// 20 requests were answered before the rename and 20 after the reopen; a line is written
+	// as its request ends, so one or two may fall on the other side.
+	if len(old)+len(cur) != want || len(old) < 15 || len(cur) < 15 {
+		t.Errorf("%d lines in the renamed file and %d in the new one, want %d in all, at least 15 in each", len(old), len(cur), want)
 	}
 	for _, first := range []string{"/query?c=0&i=0", "/query?c=1&i=0"} {
 		if !strings.Contains(strings.Join(old, "\n")+"\n", first+"\n") {
