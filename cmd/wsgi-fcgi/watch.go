@@ -151,6 +151,9 @@ func startWatchers(ctx context.Context, on bool, roots []string, touch string, l
 		})
 	}
 	if touch != "" {
+		if abs, err := filepath.Abs(touch); err == nil {
+			touch = abs // as the log lines name it
+		}
 		w := newTouchWatch(touch, log)
 		go every(func(tick <-chan time.Time) {
 			poll(ctx, tick, w.look, func(file string) {
