@@ -333,6 +333,16 @@ func TestCheckConfig(t *testing.T) {
 		})
 	}
 
+	// Beside the running gateway it checks, on the same address: that address in use is no
+	// error, and the running gateway serves on.
+	g := startGateway(t, gatewayConfig{workers: 1})
+	code, stdout, stderr := runCheck(t, []string{"-t", "--app", "flaskapp:app", "--chdir", apps,
+		"--python", systemPython, "--listen", "unix:" + g.address})
+	if code != 0 || !strings.HasPrefix(stdout, "wsgi-fcgi: configuration ok") {
+		t.Errorf("beside a running gateway: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	g.mustFcgiGet(t, "/query", "x=1")
+
 	// During the import too: nothing listens.
 	dir := shortTempDir(t)
 	writeApp(t, dir, "one")

@@ -1,8 +1,9 @@
 //go:build linux
 
 // checkconfig.go: --check-config (-t), as nginx -t and php-fpm -t: the settings are read and
-// checked as at a start (checks.go's trial listens included), then the app is imported once
-// in one worker, and one line says whether all is well. Nothing listens, and no log file is
+// checked as at a start (checks.go's trial listens included, but an address something
+// already serves is no error: the gateway being checked), then the app is imported once in
+// one worker, and one line says whether all is well. Nothing listens, and no log file is
 // opened.
 
 package main
@@ -12,12 +13,31 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/wsgi-fcgi/wsgi-fcgi/pyrunner"
 )
+
+// servedNow reports whether something accepts connections on the listen address addr. Under
+// --check-config an address in use is no error: the gateway being checked usually holds it.
+func servedNow(addr string) bool {
+	network, address := "tcp", addr
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		network, address = "unix", path
+	} else if strings.Contains(addr, "/") {
+		network = "unix"
+	}
+	c, err := net.DialTimeout(network, address, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
 
 // checkStopTimeout is how long the worker checkConfig started may take to exit.
 const checkStopTimeout = 5 * time.Second

@@ -26,13 +26,13 @@ import (
 func checkBeforeStart(c *Config, env listenEnv) error {
 	if c.listenSet || c.given["listen"] != fromDefault || !inheritsSocket(env) {
 		for _, addr := range splitList(c.Listen) {
-			if reason := checkListenAddr(addr, true); reason != "" {
+			if reason := checkListenAddr(addr, true); reason != "" && !(bool(c.checkConfig) && servedNow(addr)) {
 				return c.invalidValue("listen", addr, reason)
 			}
 		}
 	}
 	if c.HTTP != "" {
-		if reason := checkListenAddr(c.HTTP, false); reason != "" {
+		if reason := checkListenAddr(c.HTTP, false); reason != "" && !(bool(c.checkConfig) && servedNow(c.HTTP)) {
 			return c.invalid("http", reason)
 		}
 	}
