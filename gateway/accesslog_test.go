@@ -3,7 +3,10 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -154,4 +157,75 @@ func BenchmarkAccessLogLine(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestAccessLogSetOutput: the lines logged before a change of output go to the old one, those
+// after to the new one, and under concurrent logging every line lands whole in exactly one.
+func TestAccessLogSetOutput(t *testing.T) {
+	t.Run("before and after", func(t *testing.T) {
+		var old, cur bytes.Buffer
+		l := NewAccessLog(&old, mustFormat(t, "{status}"))
+		e := sampleEntry()
+		l.log(&e)
+		if err := l.SetOutput(&cur); err != nil {
+			t.Fatal(err)
+		}
+		e.status = 404
+		l.log(&e)
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if old.String() != "200\n" || cur.String() != "404\n" {
+			t.Errorf("old output %q, new output %q; want \"200\\n\" and \"404\\n\"", old.String(), cur.String())
+		}
+		if err := l.SetOutput(&old); !errors.Is(err, ErrAccessLogClosed) {
+			t.Errorf("SetOutput after Close: %v, want ErrAccessLogClosed", err)
+		}
+	})
+	t.Run("concurrent", func(t *testing.T) {
+		const writers, lines, swaps = 4, 500, 20
+		outs := make([]*bytes.Buffer, swaps+1)
+		for i := range outs {
+			outs[i] = &bytes.Buffer{}
+		}
+		l := NewAccessLog(outs[0], mustFormat(t, "{uri} {request_id}"))
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range lines {
+					e := sampleEntry()
+					e.uri = fmt.Appendf(nil, "/w%d", w)
+					e.id = bytes.Repeat([]byte("x"), 1+i%97) // lines of many lengths
+					l.log(&e)
+				}
+			}()
+		}
+		for i := 1; i <= swaps; i++ {
+			if err := l.SetOutput(outs[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wg.Wait()
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		total := 0
+		for i, out := range outs {
+			for _, line := range strings.SplitAfter(out.String(), "\n") {
+				if line == "" {
+					continue
+				}
+				uri, id, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+				if !strings.HasSuffix(line, "\n") || !ok || !strings.HasPrefix(uri, "/w") || strings.Trim(id, "x") != "" {
+					t.Fatalf("output %d holds a broken line %q", i, line)
+				}
+				total++
+			}
+		}
+		if total != writers*lines {
+			t.Errorf("%d lines in all the outputs, want %d", total, writers*lines)
+		}
+	})
 }

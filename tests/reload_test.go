@@ -1,19 +1,15 @@
 //go:build integration
 
-// Reloading: --reload serves an edited module within seconds without failing a request, and a
-// SIGHUP that comes while the app is still importing (before the signal loop runs) does not
-// kill the gateway.
+// Reloading: --reload serves an edited module within seconds without failing a request
+// (signals_test.go has --touch-reload, and the signals sent while the app is still importing).
 
 package tests
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -109,49 +105,5 @@ func TestReloadOffByDefault(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond)
 	if got := g.mustFcgiGet(t, "/", ""); got != "one" {
 		t.Errorf("without --reload the edit was picked up: %q", got)
-	}
-}
-
-// TestSIGHUPDuringStart sends SIGHUP while the app is still importing: before the fix the
-// signal's default action killed the gateway, since the signal loop only starts once the
-// workers are ready.
-func TestSIGHUPDuringStart(t *testing.T) {
-	dir := shortTempDir(t)
-	writeApp(t, dir, "one")
-	marker := filepath.Join(dir, "importing")
-	slow := "import os, time\nopen(" + `"` + marker + `"` + ", \"w\").close()\ntime.sleep(1.5)\nfrom reloadapp import application\n"
-	if err := os.WriteFile(filepath.Join(dir, "slowapp.py"), []byte(slow), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	args, listen := gatewayArgs(t, gatewayConfig{app: "slowapp", workers: 1, args: []string{"--chdir", dir}})
-	cmd := exec.Command(gatewayBin, args...)
-	cmd.Env = gatewayEnv(nil)
-	p := startProcess(t, "gateway", cmd)
-	deadline := time.Now().Add(startTimeout)
-	for {
-		if _, err := os.Stat(marker); err == nil {
-			break
-		}
-		if p.exited() || time.Now().After(deadline) {
-			t.Fatalf("the app never started importing\n%s", p.stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	network, address, _ := parseListen(listen)
-	if err := waitDial(p, network, address, startTimeout); err != nil {
-		t.Fatalf("after a SIGHUP during start-up: %v\n%s", err, p.stderr.String())
-	}
-	g := &gateway{process: p, network: network, address: address, workers: 1}
-	if got := g.mustFcgiGet(t, "/", ""); got != "one" {
-		t.Errorf("answer %q", got)
-	}
-	if state := p.stop(t); !state.Success() {
-		t.Errorf("exit on SIGTERM: %v", state)
-	}
-	if strings.Contains(p.stderr.String(), "reloading") {
-		t.Errorf("a SIGHUP during start-up reloaded the app:\n%s", p.stderr.String())
 	}
 }

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian packages the tests need. Later servers (apache2, caddy, ...) are added here.
-APT_PACKAGES="nginx python3-flask python3-django curl yamllint apache2 libapache2-mod-fcgid apache2-suexec-pristine spawn-fcgi caddy systemd php8.2-fpm prometheus pypy3"
+APT_PACKAGES="nginx python3-flask python3-django curl yamllint apache2 libapache2-mod-fcgid apache2-suexec-pristine spawn-fcgi caddy systemd php8.2-fpm prometheus pypy3 logrotate"
 # The interpreter the tests run apps and the runner's unittests with.
 PYTHON=/usr/bin/python3
 FUZZTIME="${FUZZTIME:-300000x}"

@@ -1,9 +1,9 @@
 //go:build linux
 
 // args.go: the command line. Flags are --name VALUE, --name=VALUE, or a switch alone
-// (--preload); one dash works too, and -h or --help asks for the help. A mistake is one line:
-// the setting, the value, what it takes and an example, or for a flag that does not exist the
-// nearest one.
+// (--preload); one dash works too, -h or --help asks for the help, and -t is --check-config.
+// A mistake is one line: the setting, the value, what it takes and an example, or for a flag
+// that does not exist the nearest one.
 
 package main
 
@@ -35,6 +35,9 @@ func parseArgs(args []string, set []setting, cmd string, given func(name, value 
 		name, value, hasValue := strings.Cut(strings.TrimPrefix(arg[1:], "-"), "=")
 		if name == "h" || name == "help" {
 			return nil, errHelp
+		}
+		if long := shortFlag(name); long != "" && byName[long].name != "" {
+			name = long
 		}
 		s, ok := byName[name]
 		if !ok {
@@ -85,6 +88,15 @@ func unknownFlag(arg, name string, names []string, cmd string) error {
 		msg += ": did you mean --" + near + "?"
 	}
 	return errors.New(msg + " (" + cmd + " --help lists the flags)")
+}
+
+// shortFlag is the setting a one-letter flag stands for, as other servers spell it, or "":
+// -t checks the configuration, as nginx -t and php-fpm -t do.
+func shortFlag(name string) string {
+	if name == "t" {
+		return "check-config"
+	}
+	return ""
 }
 
 // isBoolWord reports whether s is a spelling of a switch's value.

@@ -2,7 +2,7 @@
 
 // checks.go: what can be checked about the settings before the app is imported and the
 // workers start — the addresses to listen on, the socket files' mode, owner and group, the
-// interpreter, the access log's directory — so that a mistake there is one line and exit
+// interpreter, the log files' directories — so that a mistake there is one line and exit
 // status 2, not a failure after the workers are ready.
 
 package main
@@ -26,13 +26,13 @@ import (
 func checkBeforeStart(c *Config, env listenEnv) error {
 	if c.listenSet || c.given["listen"] != fromDefault || !inheritsSocket(env) {
 		for _, addr := range splitList(c.Listen) {
-			if reason := checkListenAddr(addr, true); reason != "" {
+			if reason := checkListenAddr(addr, true); reason != "" && !(bool(c.checkConfig) && servedNow(addr)) {
 				return c.invalidValue("listen", addr, reason)
 			}
 		}
 	}
 	if c.HTTP != "" {
-		if reason := checkListenAddr(c.HTTP, false); reason != "" {
+		if reason := checkListenAddr(c.HTTP, false); reason != "" && !(bool(c.checkConfig) && servedNow(c.HTTP)) {
 			return c.invalid("http", reason)
 		}
 	}
@@ -70,6 +70,9 @@ func checkBeforeStart(c *Config, env listenEnv) error {
 	}
 	if reason := checkLogFile(c.AccessLog); reason != "" {
 		return c.invalid("access-log", reason)
+	}
+	if reason := checkLogFile(c.LogFile); reason != "" {
+		return c.invalid("log-file", reason)
 	}
 	return nil
 }

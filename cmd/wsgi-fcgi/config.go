@@ -44,6 +44,7 @@ type Config struct {
 	StatusPath        string    `envconfig:"WSGI_FCGI_STATUS_PATH"`
 	PoolName          string    `envconfig:"WSGI_FCGI_POOL_NAME"`
 	Reload            Bool      `envconfig:"WSGI_FCGI_RELOAD"`
+	TouchReload       string    `envconfig:"WSGI_FCGI_TOUCH_RELOAD"`
 	AccessLog         string    `envconfig:"WSGI_FCGI_ACCESS_LOG"`
 	AccessLogFormat   string    `envconfig:"WSGI_FCGI_ACCESS_LOG_FORMAT" default:"combined"`
 	RequestIDHeader   Bool      `envconfig:"WSGI_FCGI_REQUEST_ID_HEADER"`
@@ -85,8 +86,10 @@ type Config struct {
 	User              string    `envconfig:"WSGI_FCGI_USER"`
 	Group             string    `envconfig:"WSGI_FCGI_GROUP"`
 	PIDFile           string    `envconfig:"WSGI_FCGI_PID_FILE"`
+	LogFile           string    `envconfig:"WSGI_FCGI_LOG_FILE"`
 
 	showVersion Bool
+	checkConfig Bool              // --check-config, -t
 	listenSet   bool              // --listen was given: served besides inherited sockets
 	given       map[string]origin // the settings set by a flag or a variable, by name
 	raw         map[string]string // the value each of those was given, as written

@@ -115,3 +115,19 @@ func runConfigCases(t *testing.T, cases []configCase) {
 		})
 	}
 }
+
+// TestCheckConfigFlag: -t is --check-config, as nginx -t; other commands' -t is not.
+func TestCheckConfigFlag(t *testing.T) {
+	for _, args := range [][]string{{"-t"}, {"--check-config"}, {"--check-config=yes"}} {
+		c, err := configure(t, args, nil)
+		if err != nil || !c.checkConfig {
+			t.Errorf("%v: check-config %v, error %v", args, c != nil && bool(c.checkConfig), err)
+		}
+	}
+	if _, err := configure(t, nil, map[string]string{"WSGI_FCGI_CHECK_CONFIG": "1"}); err == nil {
+		t.Error("WSGI_FCGI_CHECK_CONFIG is read: a container would never start")
+	}
+	if _, err := parseArgs([]string{"-t"}, []setting{{name: "timeout", value: new(Duration)}}, "wsgi-fcgi probe", nil); err == nil {
+		t.Error("-t is read where no --check-config exists")
+	}
+}

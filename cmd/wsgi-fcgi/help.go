@@ -17,6 +17,8 @@ const helpWidth = 80
 // helpIntro is what --help prints before the flags.
 const helpIntro = `Usage:
   wsgi-fcgi [flags]                      serve a WSGI app over FastCGI
+  wsgi-fcgi -t [flags]                   check the settings and import the app, then
+                                         exit 0 or 2; listens nowhere
   wsgi-fcgi probe [flags] ADDR [PATH]    send one request to a running gateway
                                          (health checks); wsgi-fcgi probe --help
   wsgi-fcgi version                      print the version

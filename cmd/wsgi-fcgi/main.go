@@ -36,10 +36,11 @@ const (
 )
 
 func main() {
-	// A SIGHUP before the signal loop runs (while the app imports) is caught and dropped: its
-	// default action would kill the gateway. Caught, not ignored: an ignored signal would stay
-	// ignored in the workers started meanwhile.
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
+	// A SIGHUP or SIGTTIN before the signal loop runs (while the app imports) is caught and
+	// dropped: SIGHUP's default action would kill the gateway, SIGTTIN's stop it. (The Go
+	// runtime drops SIGUSR1, SIGUSR2 and SIGWINCH by itself.) Caught, not ignored: an ignored
+	// signal would stay ignored in the workers started meanwhile.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGTTIN)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
@@ -96,7 +97,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", cfg.invalid("pid-file", reason))
 		return exitConfig
 	}
-	log := newLogger(cfg, stderr)
+	logs := &logFiles{gatewayLog: stderr} // --check-config opens no file
+	if !cfg.checkConfig {
+		var err error
+		if logs, err = openGatewayLog(cfg, stderr); err != nil {
+			fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+			return exitConfig
+		}
+		defer logs.closeGatewayLog() // the last of run's defers: after the last log line
+	}
+	log := newLogger(cfg, logs.gatewayLog)
 	batch := false
 	if cfg.SchedBatch {
 		var err error
@@ -123,14 +133,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cgi {
 		logOut = stderr // stdout is the response
 	}
-	accessLog, closeAccessLog, err := openAccessLog(cfg, logOut)
-	if err != nil {
-		fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
-		return exitConfig
-	}
-	if accessLog != nil {
+	if !cfg.checkConfig { // --check-config opens no file
+		if err := logs.openAccessLog(cfg, logOut); err != nil {
+			fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
+			return exitConfig
+		}
 		defer func() {
-			if err := closeAccessLog(); err != nil {
+			if err := logs.closeAccess(); err != nil {
 				log.Error("access log", "error", err)
 			}
 		}()
@@ -148,7 +157,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	if creds != nil {
-		if !cgi { // a CGI program has no listener and no pid file
+		if !cgi && !bool(cfg.checkConfig) { // a CGI program, or a check, has no listener and no pid file
 			if lns, pid, err = bindListeners(cfg, log); err != nil {
 				fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
 				return exitFailed
@@ -193,9 +202,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// As a CGI program the worker's start is the one interpreter start of the request: no
 	// probe before it (its handshake tells the version; a failed start is answered below).
 	if !cgi {
-		if _, err := pyrunner.Probe(cfg.Python); err != nil {
+		python, err := pyrunner.Probe(cfg.Python)
+		if err != nil {
 			fmt.Fprintln(stderr, pythonError(cfg, err))
 			return exitConfig
+		}
+		if cfg.checkConfig {
+			return checkConfig(ctx, cfg, python, pythonPath, stdout, stderr, log)
 		}
 	}
 	if workerEnv == nil {
@@ -269,7 +282,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		StatusPath:      cfg.StatusPath,
 		Status:          poolStatus{pool},
 		PoolName:        cfg.PoolName,
-		AccessLog:       accessLog,
+		AccessLog:       logs.access,
 		RequestIDHeader: bool(cfg.RequestIDHeader),
 		Logger:          log.Named("gateway"),
 	})
@@ -335,9 +348,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			ln.Addr(), dev.URL(), nginxAddr(ln.Addr().Network(), ln.Addr().String()))
 	}
 
-	reloads := startReloadWatcher(ctx, bool(cfg.Reload), watchRoots(cfg.Chdir, pythonPath), log.Named("reload"))
+	reloads := startWatchers(ctx, bool(cfg.Reload), watchRoots(cfg.Chdir, pythonPath), cfg.TouchReload, log.Named("reload"))
 	stopStatus := startNotifyStatus(ctx, sd, pool)
-	code, done := waitSignals(ctx, served, reloads, srv, pool, sd, log)
+	code, done := waitSignals(ctx, served, reloads, logs, srv, pool, sd, log)
 	stopStatus()
 	sd.stopping()
 	if done {
@@ -408,27 +421,4 @@ func newLogger(cfg *Config, w io.Writer) hclog.Logger {
 		JSONFormat: cfg.LogFormat == "json",
 		Color:      hclog.AutoColor,
 	})
-}
-
-// openAccessLog opens the access log the settings ask for, or returns nil when it is off, with
-// the function that flushes and closes it. The file is opened for appending (rotate it with
-// logrotate's copytruncate).
-func openAccessLog(cfg *Config, stdout io.Writer) (*gateway.AccessLog, func() error, error) {
-	format, err := gateway.ParseAccessLogFormat(cfg.AccessLogFormat)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--access-log-format: %w", err)
-	}
-	switch cfg.AccessLog {
-	case "":
-		return nil, nil, nil
-	case "-":
-		l := gateway.NewAccessLog(stdout, format)
-		return l, l.Close, nil
-	}
-	f, err := os.OpenFile(cfg.AccessLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--access-log: %w", err)
-	}
-	l := gateway.NewAccessLog(f, format)
-	return l, func() error { return errors.Join(l.Close(), f.Close()) }, nil
 }

@@ -110,7 +110,8 @@ func settings(c *Config) []setting {
 
 		{name: "log-level", group: groupOps, value: &c.LogLevel, arg: "LEVEL", example: "debug", usage: "trace, debug, info, warn or error"},
 		{name: "log-format", group: groupOps, value: &c.LogFormat, arg: "FORMAT", example: "json", usage: "the gateway's log on standard error: text or json"},
-		{name: "access-log", group: groupOps, value: &c.AccessLog, arg: "FILE", example: "/var/log/wsgi-fcgi/access.log", def: "off", usage: "write a line per request to FILE (\"-\": standard output), flushed every second; rotate with copytruncate"},
+		{name: "log-file", group: groupOps, value: &c.LogFile, arg: "FILE", example: "/var/log/wsgi-fcgi/error.log", def: "standard error", usage: "write the gateway's log, its workers' output included, to FILE (appended to) instead of standard error; SIGUSR1 reopens it"},
+		{name: "access-log", group: groupOps, value: &c.AccessLog, arg: "FILE", example: "/var/log/wsgi-fcgi/access.log", def: "off", usage: "write a line per request to FILE (\"-\": standard output), flushed every second; SIGUSR1 reopens it (logrotate without copytruncate)"},
 		{name: "access-log-format", group: groupOps, value: &c.AccessLogFormat, arg: "FORMAT", example: "json", usage: "combined (Apache/nginx, plus the total time, the request id and the queue wait), json, json:FIELD,FIELD... or a template of {FIELD}s such as '{request_id} {status} {queue_wait}'"},
 		{name: "request-id-header", group: groupOps, value: &c.RequestIDHeader, usage: "add X-Request-ID, the request's id (the web server's, or one generated), to every response"},
 		{name: "slowlog-timeout", group: groupOps, value: &c.SlowlogTimeout, arg: argDuration, def: "0, off", usage: "log the worker's Python stack once when a request has run this long; the request goes on (php-fpm's request_slowlog_timeout)"},
@@ -120,11 +121,13 @@ func settings(c *Config) []setting {
 		{name: "group", group: groupOps, value: &c.Group, arg: "GROUP", example: "www-data", def: "the --user's group", usage: "with --user: the group (name or gid) the gateway and its workers run as"},
 		{name: "pid-file", group: groupOps, value: &c.PIDFile, arg: "FILE", example: "/run/wsgi-fcgi/mysite.pid", def: "none", usage: "write the gateway's pid to FILE once it listens, and remove it at exit; a FILE naming a running wsgi-fcgi stops the start"},
 		{name: "pool-name", group: groupOps, value: &c.PoolName, arg: "NAME", example: "mysite", def: "wsgi-fcgi", usage: "the pool's name on the status page, and in the Python processes' titles (ps) instead of the app's module"},
+		{name: "touch-reload", group: groupOps, value: &c.TouchReload, arg: "FILE", example: "/srv/mysite/reload.txt", def: "off", usage: "reload the workers gracefully, as SIGHUP does, when FILE is touched, replaced or made (its time, size or inode changes); checked every second. FILE need not exist at start"},
 
 		{name: "http", group: groupDev, value: &c.HTTP, arg: "ADDR", example: "127.0.0.1:8000", def: "off; 127.0.0.1:8000 for the demo app", usage: "also serve plain HTTP on host:port, passing each request as FastCGI to the gateway's own listener"},
 		{name: "reload", group: groupDev, value: &c.Reload, usage: "reload the workers when a .py file under --chdir (else the working directory) or --pythonpath changes; checked every second"},
 		{name: "debug", group: groupDev, value: &c.Debug, usage: "an app's traceback also goes to the client, in the body of the 500 (it is always logged)"},
 
 		{name: "version", group: groupOther, value: &c.showVersion, noEnv: true, usage: "print the version the binary was built from and exit"},
+		{name: "check-config", group: groupOther, value: &c.checkConfig, noEnv: true, usage: "check the settings and import the app once in one worker, listening nowhere; print one line and exit 0 when all is well, 2 otherwise (-t for short, as nginx -t)"},
 	}
 }

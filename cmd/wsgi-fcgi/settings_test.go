@@ -104,6 +104,7 @@ func settingRows(t *testing.T) []settingRow {
 		{name: "max-spool", good: map[string]string{"1": "1", "1GiB": "1GiB", "10mb": "10MiB"}, bad: append([]string{"0"}, badSizes...)},
 		{name: "log-level", good: map[string]string{"trace": "trace", "debug": "debug", "info": "info", "warn": "warn", "error": "error"}, bad: []string{"loud", ""}},
 		{name: "log-format", good: map[string]string{"text": "text", "json": "json"}, bad: []string{"xml", ""}},
+		{name: "log-file", good: map[string]string{"-": "-", filepath.Join(dir, "error.log"): filepath.Join(dir, "error.log"), "": ""}, bad: []string{"/nonexistent/dir/error.log", dir, python + "/error.log"}},
 		{name: "access-log", good: map[string]string{"-": "-", filepath.Join(dir, "access.log"): filepath.Join(dir, "access.log"), "": ""}, bad: []string{"/nonexistent/dir/access.log", dir, python + "/access.log"}},
 		{name: "access-log-format", good: map[string]string{"combined": "combined", "json": "json", "json:request_id,status": "json:request_id,status", "{request_id} {status} {queue_wait}": "{request_id} {status} {queue_wait}"},
 			bad: []string{"common", "", "json:nosuchfield", "{nosuchfield}"}},
@@ -115,10 +116,12 @@ func settingRows(t *testing.T) []settingRow {
 		{name: "group", good: map[string]string{myGroup.Name: myGroup.Name, me.Gid: me.Gid}, bad: []string{"no-such-group-here"}},
 		{name: "pid-file", good: map[string]string{filepath.Join(dir, "gw.pid"): filepath.Join(dir, "gw.pid"), "": ""}, bad: []string{"/nonexistent/dir/gw.pid", dir, python + "/gw.pid"}},
 		{name: "pool-name", good: map[string]string{"mysite": "mysite"}, anyValue: "every text is a name"},
+		{name: "touch-reload", good: map[string]string{filepath.Join(dir, "reload.txt"): filepath.Join(dir, "reload.txt"), "": ""}, anyValue: "any path: the file need not exist at start, and may appear later"},
 		{name: "http", good: map[string]string{"127.0.0.1:0": "127.0.0.1:0", "": ""}, bad: []string{"8000", "127.0.0.1", "/tmp/http.sock", "127.0.0.1:70000"}},
 		sw("reload"),
 		sw("debug"),
 		sw("version"),
+		sw("check-config"),
 	}
 }
 

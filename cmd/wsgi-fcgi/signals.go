@@ -1,8 +1,9 @@
 //go:build linux
 
 // signals.go: the signal loop of a running gateway. SIGHUP reloads the workers (new code, no
-// failed request); SIGQUIT exits at once; SIGTERM and SIGINT arrive as ctx (main) and hand
-// back to run's graceful drain.
+// failed request); SIGUSR1 reopens the log files; SIGQUIT exits at once; SIGTERM and SIGINT
+// arrive as ctx (main) and hand back to run's graceful drain; the signals of nopsignals.go are
+// logged as doing nothing.
 
 package main
 
@@ -23,16 +24,18 @@ import (
 // (SIGTERM, SIGINT): the caller drains. done is true when the caller must return code now:
 // the server failed, or SIGQUIT asked for a fast exit.
 //
-// A file named on reloads (--reload's watcher) reloads as SIGHUP does; one that comes during a
-// reload waits for it to end, then reloads again.
+// A change a watcher sends on reloads (--reload, --touch-reload) reloads as SIGHUP does; one
+// that comes during a reload waits for it to end, then reloads again.
 //
 // During the drain that follows, SIGHUP stays caught and is ignored (its default action would
-// kill the gateway mid-drain), and SIGQUIT still cuts the drain short.
+// kill the gateway mid-drain), SIGUSR1 still reopens the logs, and SIGQUIT still cuts the
+// drain short.
 //
 // sd hears of each reload: RELOADING=1 as it starts, READY=1 as it ends (failed or not).
-func waitSignals(ctx context.Context, served <-chan error, reloads <-chan string, srv *fcgi.Server, pool *pyrunner.Pool, sd *notifier, log hclog.Logger) (code int, done bool) {
+func waitSignals(ctx context.Context, served <-chan error, reloads <-chan reloadAsk, logs *logFiles, srv *fcgi.Server, pool *pyrunner.Pool, sd *notifier, log hclog.Logger) (code int, done bool) {
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGQUIT)
+	signal.Notify(sigs, append(nopSignalList(), syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1)...)
+	var notes signalNotes // this goroutine's, then the drain's
 	defer func() {
 		if done {
 			signal.Stop(sigs)
@@ -40,17 +43,22 @@ func waitSignals(ctx context.Context, served <-chan error, reloads <-chan string
 		}
 		go func() {
 			for sig := range sigs {
-				if sig == syscall.SIGQUIT {
+				switch sig {
+				case syscall.SIGQUIT:
 					log.Warn("SIGQUIT while draining: cutting the running requests")
 					srv.Close()
 					pool.Close()
+				case syscall.SIGUSR1:
+					reopenLogs(logs, log)
+				default:
+					notes.note(sig, log)
 				}
 			}
 		}()
 	}()
 	reloaded := make(chan error, 1)
 	reloading := false
-	changed := "" // a file --reload saw change during a reload
+	var changed reloadAsk // a change a watcher saw during a reload
 	reload := func() {
 		reloading = true
 		sd.reloadStarted()
@@ -70,17 +78,17 @@ func waitSignals(ctx context.Context, served <-chan error, reloads <-chan string
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, pyrunner.ErrClosed) {
 				sd.reloadEnded(err)
 			}
-			if changed != "" {
-				log.Info("--reload: a Python file changed during the reload; reloading again", "file", changed)
-				changed = ""
+			if changed.file != "" {
+				log.Info(changed.why+" during the reload; reloading again", "file", changed.file)
+				changed = reloadAsk{}
 				reload()
 			}
-		case file := <-reloads:
+		case ask := <-reloads:
 			if reloading {
-				changed = file
+				changed = ask
 				continue
 			}
-			log.Info("--reload: a Python file changed; reloading the app", "file", file)
+			log.Info(ask.why+"; reloading the app", "file", ask.file)
 			reload()
 		case sig := <-sigs:
 			switch sig {
@@ -96,7 +104,25 @@ func waitSignals(ctx context.Context, served <-chan error, reloads <-chan string
 				srv.Close()
 				pool.Close()
 				return exitOK, true
+			case syscall.SIGUSR1:
+				reopenLogs(logs, log)
+			default:
+				notes.note(sig, log)
 			}
 		}
+	}
+}
+
+// reopenLogs answers SIGUSR1: the log files are opened again by their names.
+func reopenLogs(logs *logFiles, log hclog.Logger) {
+	reopened, err := logs.reopen()
+	if err != nil {
+		log.Error("SIGUSR1: a log file could not be reopened; its log goes on in the old file", "error", err)
+	}
+	switch {
+	case len(reopened) > 0:
+		log.Info("SIGUSR1: log files reopened", "files", reopened)
+	case err == nil:
+		log.Info("SIGUSR1: no log file to reopen (no --log-file, and no --access-log file)")
 	}
 }

@@ -1,8 +1,9 @@
 //go:build linux
 
-// watch.go: --reload, for development: the workers are reloaded when a Python file under the
-// app's directories changes. It polls modification times once a second (no inotify limits, no
-// dependency), which is plenty for a person editing files.
+// watch.go: the watchers that reload the workers as SIGHUP does: --reload, for development,
+// when a Python file under the app's directories changes, and --touch-reload (touch.go) when
+// one file does. Both poll once a second (no inotify limits, no dependency), which is plenty
+// for a person editing files or a deploy script.
 
 package main
 
@@ -69,17 +70,26 @@ func (s pySnapshot) changed(next pySnapshot) string {
 // looking at each tick, until ctx ends. Changes between two ticks are one reload.
 func watchPython(ctx context.Context, roots []string, tick <-chan time.Time, reload func(file string)) {
 	last := scanPython(roots)
+	poll(ctx, tick, func() string {
+		next := scanPython(roots)
+		f := last.changed(next)
+		last = next
+		return f
+	}, reload)
+}
+
+// poll is the loop of the watchers (--reload, --touch-reload): at each tick it calls look,
+// and reload with what look says changed ("": nothing), until ctx ends.
+func poll(ctx context.Context, tick <-chan time.Time, look func() string, reload func(file string)) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick:
 		}
-		next := scanPython(roots)
-		if f := last.changed(next); f != "" {
+		if f := look(); f != "" {
 			reload(f)
 		}
-		last = next
 	}
 }
 
@@ -106,24 +116,50 @@ func watchRoots(chdir string, pythonPath []string) []string {
 	return roots
 }
 
-// startReloadWatcher starts --reload's watcher, which sends each changed file on the channel
-// the signal loop reads (as if SIGHUP had come). It returns nil when --reload is off: a nil
-// channel is never ready.
-func startReloadWatcher(ctx context.Context, on bool, roots []string, log hclog.Logger) <-chan string {
-	if !on {
+// reloadAsk is a reload a watcher asks for: why, for the log line, and the file that changed.
+type reloadAsk struct {
+	why  string
+	file string
+}
+
+// startWatchers starts --reload's watcher when on is set and --touch-reload's when touch is
+// a path. Each looks once a second, in a goroutine of its own that ends with ctx, and sends
+// what it saw on the one channel the signal loop reads (as if SIGHUP had come). With neither,
+// the channel is nil, which is never ready.
+func startWatchers(ctx context.Context, on bool, roots []string, touch string, log hclog.Logger) <-chan reloadAsk {
+	if !on && touch == "" {
 		return nil
 	}
-	changed := make(chan string, 1)
-	log.Warn("--reload: the workers restart when a Python file changes (development only)", "dirs", roots)
-	go func() {
+	asks := make(chan reloadAsk, 1)
+	send := func(a reloadAsk) {
+		select {
+		case asks <- a:
+		default: // a reload is already asked for; it will see this change too
+		}
+	}
+	every := func(watch func(tick <-chan time.Time)) {
 		t := time.NewTicker(reloadEvery)
 		defer t.Stop()
-		watchPython(ctx, roots, t.C, func(file string) {
-			select {
-			case changed <- file:
-			default: // a reload is already asked for; it will see this change too
-			}
+		watch(t.C)
+	}
+	if on {
+		log.Warn("--reload: the workers restart when a Python file changes (development only)", "dirs", roots)
+		go every(func(tick <-chan time.Time) {
+			watchPython(ctx, roots, tick, func(file string) {
+				send(reloadAsk{why: "--reload: a Python file changed", file: file})
+			})
 		})
-	}()
-	return changed
+	}
+	if touch != "" {
+		if abs, err := filepath.Abs(touch); err == nil {
+			touch = abs // as the log lines name it
+		}
+		w := newTouchWatch(touch, log)
+		go every(func(tick <-chan time.Time) {
+			poll(ctx, tick, w.look, func(file string) {
+				send(reloadAsk{why: "--touch-reload: the file changed", file: file})
+			})
+		})
+	}
+	return asks
 }
