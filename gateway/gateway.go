@@ -77,6 +77,8 @@ type Gateway struct {
 	ids      *idSource     // generates request ids (requestid.go)
 	metrics  *metrics      // with the status page (metrics.go); nil without
 	refusals *refusalLog   // the log lines of the gateway's 503s (ratelog.go)
+	// serverRefusals: the log lines of the requests the FastCGI server refused (ServerRefused).
+	serverRefusals *refusalLog
 
 	// warned holds the path shapes already warned about: one warning per distinct shape of
 	// contradicting params, never one per request. Its keys are a fixed set of rule names.
@@ -97,7 +99,8 @@ func New(pool Dispatcher, opts Options) *Gateway {
 	g := &Gateway{opts: opts, mount: []byte(NormalizeMount(opts.Mount)), pool: pool, log: opts.Logger, started: time.Now()}
 	g.track = opts.StatusPath != "" && opts.Status != nil
 	g.ids = newIDSource()
-	g.refusals = newRefusalLog(g.log, realClock{})
+	g.refusals = newRefusalLog(g.log, realClock{}, refusalNames, refusalMessages)
+	g.serverRefusals = newRefusalLog(g.log, realClock{}, serverRefusalNames, serverRefusalMessages)
 	if g.track {
 		g.metrics = newMetrics(g, opts.Status)
 	}

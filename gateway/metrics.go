@@ -29,7 +29,7 @@ const (
 	numRefusals
 )
 
-var refusalNames = [numRefusals]string{"queue_full", "queue_timeout", "shutting_down"}
+var refusalNames = []string{"queue_full", "queue_timeout", "shutting_down"}
 
 // metrics is a gateway's registry and the per-request metrics it records itself.
 type metrics struct {
@@ -39,6 +39,8 @@ type metrics struct {
 	byClass   [6]prometheus.Counter // index status/100; [0] unused
 	refused   [numRefusals]prometheus.Counter
 	cancelled prometheus.Counter
+	// serverRefused: the requests the FastCGI server refused, by cause (serverrefusal.go).
+	serverRefused [numServerRefusals]prometheus.Counter
 }
 
 // newMetrics builds the registry of a gateway whose pool is src: the request metrics, the
@@ -67,7 +69,13 @@ func newMetrics(g *Gateway, src StatusSource) *metrics {
 	m.cancelled = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "wsgi_fcgi_cancelled_requests_total", ConstLabels: pool,
 		Help: "Requests the web server gave up on before their response was complete."})
-	m.reg.MustRegister(m.duration, m.queueWait, requests, refused, m.cancelled,
+	serverRefused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wsgi_fcgi_fastcgi_refused_total", ConstLabels: pool,
+		Help: "Requests the FastCGI server turned away before the gateway saw them, by cause (FCGI_OVERLOADED, FCGI_CANT_MPX_CONN, FCGI_UNKNOWN_ROLE, 431), and bodies cut over --max-spool."}, []string{"cause"})
+	for i, name := range serverRefusalNames {
+		m.serverRefused[i] = serverRefused.WithLabelValues(name)
+	}
+	m.reg.MustRegister(m.duration, m.queueWait, requests, refused, m.cancelled, serverRefused,
 		&poolCollector{g: g, src: src, pool: g.opts.PoolName},
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "wsgi_fcgi_gateway"}))
 	return m

@@ -1,4 +1,5 @@
-// ratelog.go: the log lines of the gateway's own 503s. Under overload every request may be
+// ratelog.go: the log lines of refusals: the gateway's own 503s, and the requests the
+// FastCGI server turns away itself (serverrefusal.go). Under overload every request may be
 // refused; a line each would bury everything else in the log, and cost as much as the
 // requests. So each cause is logged at most once per refusalWindow: the first refusal of a
 // quiet spell at once, then one line a window that names the window's last refusal and says
@@ -18,7 +19,7 @@ import (
 const refusalWindow = time.Second
 
 // refusalMessages are the log messages of the refusal causes (refusedQueueFull...).
-var refusalMessages = [numRefusals]string{
+var refusalMessages = []string{
 	"request refused: every worker busy and the queue full (--queue-size)",
 	"request refused: no worker free within --queue-timeout",
 	"request refused: the gateway is shutting down",
@@ -35,15 +36,17 @@ type realClock struct{}
 func (realClock) Now() time.Time                      { return time.Now() }
 func (realClock) AfterFunc(d time.Duration, f func()) { time.AfterFunc(d, f) }
 
-// refusalLog logs the gateway's 503s, at most one line per cause per refusalWindow. The
-// timer it starts for a window runs once, when the window ends, and starts the next only if
-// that window had refusals: it stops by itself when the refusals stop.
+// refusalLog logs refusals, at most one line per cause per refusalWindow. The timer it
+// starts for a window runs once, when the window ends, and starts the next only if that
+// window had refusals: it stops by itself when the refusals stop.
 type refusalLog struct {
 	log   hclog.Logger
 	clock clock
+	// names and messages of the causes, by index: the cause key and the line's message.
+	names, messages []string
 
 	mu     sync.Mutex
-	causes [numRefusals]refusalCount
+	causes []refusalCount
 }
 
 // refusalCount is one cause's window: open while its timer runs.
@@ -55,8 +58,10 @@ type refusalCount struct {
 	lastID, lastURI string
 }
 
-func newRefusalLog(log hclog.Logger, c clock) *refusalLog {
-	return &refusalLog{log: log, clock: c}
+// newRefusalLog logs the causes named by names (the "cause" key of each line), with the
+// messages of the same index.
+func newRefusalLog(log hclog.Logger, c clock, names, messages []string) *refusalLog {
+	return &refusalLog{log: log, clock: c, names: names, messages: messages, causes: make([]refusalCount, len(names))}
 }
 
 // note logs, or counts, one refusal.
@@ -75,7 +80,14 @@ func (l *refusalLog) note(cause int, requestID, uri string) {
 
 // logLocked writes one line: a refusal, with suffix saying what else the line stands for.
 func (l *refusalLog) logLocked(cause int, suffix, requestID, uri string) {
-	l.log.Warn(refusalMessages[cause]+suffix, "cause", refusalNames[cause], "request_id", requestID, "uri", uri)
+	args := []any{"cause", l.names[cause]}
+	if requestID != "" {
+		args = append(args, "request_id", requestID)
+	}
+	if uri != "" {
+		args = append(args, "uri", uri)
+	}
+	l.log.Warn(l.messages[cause]+suffix, args...)
 }
 
 func (l *refusalLog) openLocked(cause int) {

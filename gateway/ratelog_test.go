@@ -52,7 +52,7 @@ func (c *fakeClock) advance(d time.Duration) {
 func TestRefusalLogRate(t *testing.T) {
 	var buf bytes.Buffer
 	clk := &fakeClock{now: time.Unix(1_800_000_000, 0)}
-	l := newRefusalLog(hclog.New(&hclog.LoggerOptions{Output: &buf, JSONFormat: true}), clk)
+	l := newRefusalLog(hclog.New(&hclog.LoggerOptions{Output: &buf, JSONFormat: true}), clk, refusalNames, refusalMessages)
 	lines := func() []map[string]any {
 		var out []map[string]any
 		for _, s := range strings.Split(strings.TrimSpace(buf.String()), "\n") {

@@ -321,9 +321,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		ConnError: func(remote net.Addr, err error) {
 			log.Warn("connection closed", "remote", remote, "error", err)
 		},
-		Refused: func(remote net.Addr, err error) {
-			log.Warn("FastCGI request refused", "remote", remote, "error", err)
-		},
+		Refused: gw.ServerRefused, // counted, logged once a second per cause, a 431 in the access log
 	}
 	served := make(chan error, 1)
 	serveListeners(srv, lns, served)
