@@ -230,7 +230,20 @@ class Lane:
         return self.board[self.slot] == self.key
 
     def interruption(self):
-        """The exception for the current request if it is cancelled, else None."""
+        """The exception for the current request if it is cancelled, else None.
+
+        The request counts as interrupted from then on, as when SIGUSR2 raised it: a signal
+        that comes while the app unwinds from this exception (in its `except` or `finally`
+        blocks) raises no second one there.
+        """
+        exc = self.pending()
+        if exc is not None:
+            self.thrown = self.key
+        return exc
+
+    def pending(self):
+        """The exception for the current request if it is cancelled, else None, not marking
+        the request as interrupted: for the SIGUSR2 handler, which may not raise it."""
         board, slot, key = self.board, self.slot, self.key
         if board[slot] != key:
             return None
@@ -279,7 +292,7 @@ def on_interrupt(signum, frame):
         key = lane.key
         if not lane.in_app or lane.thrown == key or lane.board[lane.slot] != key:
             continue
-        exc = lane.interruption()
+        exc = lane.pending()
         if exc is None:
             continue
         if lane.main:

@@ -1718,6 +1718,13 @@ class InterruptRuleTest(unittest.TestCase):
         board[5 + 32] = 1
         with self.assertRaises(runner.RequestAborted):
             runner.on_interrupt(signal.SIGUSR2, app_frame)
+        # A request the runner's own board check stopped (a write() of a cancelled request)
+        # counts as interrupted: a signal while the app unwinds from that exception, in its
+        # except or finally blocks, raises no second one there.
+        lane.key, lane.slot, lane.thrown = 70, 5, -1
+        board[5] = 70
+        self.assertIsInstance(lane.interruption(), runner.RequestAborted)
+        runner.on_interrupt(signal.SIGUSR2, app_frame)
         # The request after 2**32 - 1 has the number 0, every word of a fresh board: never cancelled.
         lane.key, lane.slot = -1, 0
         self.assertIsNone(lane.interruption())
