@@ -516,7 +516,7 @@ func (g *Gateway) refused(cause int, id, uri string) {
 	if g.metrics != nil {
 		g.metrics.refused[cause].Inc()
 	}
-	g.refusals.note(cause, id, uri)
+	g.refusals.note(cause, id, uri, "")
 }
 
 // plainError writes a short text/plain response of the gateway's own; it returns status.

@@ -55,7 +55,7 @@ type refusalCount struct {
 	since time.Time // when the window opened
 	more  int       // refusals in it not logged yet
 	// The last of them, which the window's line names.
-	lastID, lastURI string
+	lastID, lastURI, lastDetail string
 }
 
 // newRefusalLog logs the causes named by names (the "cause" key of each line), with the
@@ -64,28 +64,31 @@ func newRefusalLog(log hclog.Logger, c clock, names, messages []string) *refusal
 	return &refusalLog{log: log, clock: c, names: names, messages: messages, causes: make([]refusalCount, len(names))}
 }
 
-// note logs, or counts, one refusal.
-func (l *refusalLog) note(cause int, requestID, uri string) {
+// note logs, or counts, one refusal; detail, when not "", is its error's text.
+func (l *refusalLog) note(cause int, requestID, uri, detail string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := &l.causes[cause]
 	if c.open {
 		c.more++
-		c.lastID, c.lastURI = requestID, uri
+		c.lastID, c.lastURI, c.lastDetail = requestID, uri, detail
 		return
 	}
-	l.logLocked(cause, "", requestID, uri)
+	l.logLocked(cause, "", requestID, uri, detail)
 	l.openLocked(cause)
 }
 
 // logLocked writes one line: a refusal, with suffix saying what else the line stands for.
-func (l *refusalLog) logLocked(cause int, suffix, requestID, uri string) {
+func (l *refusalLog) logLocked(cause int, suffix, requestID, uri, detail string) {
 	args := []any{"cause", l.names[cause]}
 	if requestID != "" {
 		args = append(args, "request_id", requestID)
 	}
 	if uri != "" {
 		args = append(args, "uri", uri)
+	}
+	if detail != "" {
+		args = append(args, "error", detail)
 	}
 	l.log.Warn(l.messages[cause]+suffix, args...)
 }
@@ -111,6 +114,6 @@ func (l *refusalLog) endWindow(cause int) {
 		in := l.clock.Now().Sub(c.since).Round(100 * time.Millisecond)
 		suffix = fmt.Sprintf(" (and %d more in the last %v)", c.more-1, in)
 	}
-	l.logLocked(cause, suffix, c.lastID, c.lastURI)
+	l.logLocked(cause, suffix, c.lastID, c.lastURI, c.lastDetail)
 	l.openLocked(cause)
 }

@@ -85,10 +85,10 @@ func TestRefusalLogRate(t *testing.T) {
 
 	// A burst: the first at once; each cause has its own line.
 	for i := range 1524 {
-		l.note(refusedQueueFull, "id"+string(rune('a'+i%26)), "/x")
+		l.note(refusedQueueFull, "id"+string(rune('a'+i%26)), "/x", "")
 		clk.advance(100 * time.Microsecond)
 	}
-	l.note(refusedQueueTimeout, "t1", "/y")
+	l.note(refusedQueueTimeout, "t1", "/y", "")
 	check("burst", []want{{full, "queue_full", "ida"}, {timeout, "queue_timeout", "t1"}})
 
 	// The window ends: one line for the 1523 others, naming the last and 1522 more.
@@ -98,7 +98,7 @@ func TestRefusalLogRate(t *testing.T) {
 	// Refusals go on: one line a second.
 	for range 3 {
 		for range 10 {
-			l.note(refusedQueueFull, "id", "/x")
+			l.note(refusedQueueFull, "id", "/x", "")
 			clk.advance(50 * time.Millisecond)
 		}
 		clk.advance(500 * time.Millisecond)
@@ -106,7 +106,7 @@ func TestRefusalLogRate(t *testing.T) {
 	}
 
 	// A window with one refusal names it alone; then a quiet window closes the cause.
-	l.note(refusedQueueFull, "lone", "/x")
+	l.note(refusedQueueFull, "lone", "/x", "")
 	clk.advance(time.Second)
 	check("one in a window", []want{{full, "queue_full", "lone"}})
 	clk.advance(time.Second)
@@ -116,6 +116,6 @@ func TestRefusalLogRate(t *testing.T) {
 	}
 
 	// After the quiet window the next refusal is logged at once.
-	l.note(refusedQueueFull, "again", "/x")
+	l.note(refusedQueueFull, "again", "/x", "")
 	check("after the quiet", []want{{full, "queue_full", "again"}})
 }

@@ -2,8 +2,9 @@
 // gateway's handler (fcgi.Server.Refused): over --max-conns or --max-concurrent-requests
 // (FCGI_OVERLOADED), a second request on a connection under --no-multiplex, a role not
 // served, params over --max-params (the server's own 431), and a multiplexed body over
-// --max-spool. Each is counted in the metrics by cause and logged at most once a second per
-// cause; the 431, an HTTP answer, also gets its access log line.
+// --max-spool. Each is counted in the metrics by cause and logged with its error; those of
+// overload (FCGI_OVERLOADED) at most once a second per cause, since under overload every
+// request may be one. The 431, an HTTP answer, also gets its access log line.
 
 package gateway
 
@@ -68,7 +69,12 @@ func (g *Gateway) ServerRefused(remote net.Addr, err error) {
 	if g.metrics != nil {
 		g.metrics.serverRefused[cause].Inc()
 	}
-	g.serverRefusals.note(cause, "", "")
+	switch cause {
+	case serverRefusedConns, serverRefusedRequests:
+		g.serverRefusals.note(cause, "", "", err.Error())
+	default:
+		g.log.Warn(serverRefusalMessages[cause], "cause", serverRefusalNames[cause], "remote", remote, "error", err)
+	}
 	if cause == serverRefusedParams && g.opts.AccessLog != nil {
 		// The server answered 431 before any param was kept: the line has the status and
 		// the time, and "-" for what the params would have told.

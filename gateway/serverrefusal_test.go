@@ -13,21 +13,22 @@ import (
 	"github.com/wsgi-fcgi/wsgi-fcgi/fcgi"
 )
 
-// TestServerRefused: each refusal of the FastCGI server is counted under its cause, logged
-// once (a second of the same cause, in the same second, only counted), and a 431 gets its
-// access log line.
+// TestServerRefused: each refusal of the FastCGI server is counted under its cause and
+// logged with its error, once a second for overload (a second refusal in the same second
+// only counted) and every time for the others; a 431 gets its access log line.
 func TestServerRefused(t *testing.T) {
 	for _, tc := range []struct {
 		err       error
 		cause     string
+		lines     int // log lines for two refusals
 		accessLog bool
 	}{
-		{fmt.Errorf("%w: over 2 (request 1 refused)", fcgi.ErrTooManyConns), "too_many_conns", false},
-		{fmt.Errorf("%w: over 2 (request 1 refused)", fcgi.ErrTooManyRequests), "too_many_requests", false},
-		{fmt.Errorf("%w: request 2 while another is in progress", fcgi.ErrCantMultiplex), "cant_multiplex", false},
-		{fmt.Errorf("%w: FILTER (request 1)", fcgi.ErrUnknownRole), "unknown_role", false},
-		{fmt.Errorf("%w: request 1 sent more than 1024 bytes", fcgi.ErrParamsTooLarge), "params_too_large", true},
-		{fmt.Errorf("%w", fcgi.ErrBodyTooLarge), "body_too_large", false},
+		{fmt.Errorf("%w: over 2 (request 1 refused)", fcgi.ErrTooManyConns), "too_many_conns", 1, false},
+		{fmt.Errorf("%w: over 2 (request 1 refused)", fcgi.ErrTooManyRequests), "too_many_requests", 1, false},
+		{fmt.Errorf("%w: request 2 while another is in progress", fcgi.ErrCantMultiplex), "cant_multiplex", 2, false},
+		{fmt.Errorf("%w: FILTER (request 1)", fcgi.ErrUnknownRole), "unknown_role", 2, false},
+		{fmt.Errorf("%w: request 1 sent more than 1024 bytes", fcgi.ErrParamsTooLarge), "params_too_large", 2, true},
+		{fmt.Errorf("%w", fcgi.ErrBodyTooLarge), "body_too_large", 2, false},
 	} {
 		t.Run(tc.cause, func(t *testing.T) {
 			var logBuf, accessBuf bytes.Buffer
@@ -46,8 +47,11 @@ func TestServerRefused(t *testing.T) {
 			if !strings.Contains(string(body), want+"\n") {
 				t.Errorf("metrics lack %s:\n%s", want, body)
 			}
-			if n := strings.Count(logBuf.String(), `"cause":"`+tc.cause+`"`); n != 1 {
-				t.Errorf("%d log lines for the two refusals, want 1:\n%s", n, &logBuf)
+			if n := strings.Count(logBuf.String(), `"cause":"`+tc.cause+`"`); n != tc.lines {
+				t.Errorf("%d log lines for the two refusals, want %d:\n%s", n, tc.lines, &logBuf)
+			}
+			if !strings.Contains(logBuf.String(), strings.ReplaceAll(tc.err.Error(), `"`, `\"`)) {
+				t.Errorf("the log lacks the error %q:\n%s", tc.err, &logBuf)
 			}
 			lines := strings.Count(accessBuf.String(), "431 -\n")
 			if tc.accessLog && lines != 2 || !tc.accessLog && accessBuf.Len() != 0 {
