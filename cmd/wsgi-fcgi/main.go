@@ -289,6 +289,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cgi {
 		return serveCGI(ctx, cfg, gw, pool, stdout, stderr, log)
 	}
+	// The workers are up: from here a signal is served (by waitSignals), not dropped, and
+	// that before the sockets accept, so that one sent by whoever sees them accept is too.
+	sigs := catchSignals()
 	if creds == nil {
 		if lns, pid, err = bindListeners(cfg, log); err != nil {
 			fmt.Fprintf(stderr, "wsgi-fcgi: %v\n", err)
@@ -348,7 +351,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	reloads := startWatchers(ctx, bool(cfg.Reload), watchRoots(cfg.Chdir, pythonPath), cfg.TouchReload, log.Named("reload"))
 	stopStatus := startNotifyStatus(ctx, sd, pool)
-	code, done := waitSignals(ctx, served, reloads, logs, srv, pool, sd, log)
+	code, done := waitSignals(ctx, sigs, served, reloads, logs, srv, pool, sd, log)
 	stopStatus()
 	sd.stopping()
 	if done {

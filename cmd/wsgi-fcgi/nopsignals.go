@@ -3,11 +3,13 @@
 // nopsignals.go: the signals the gateway catches only to say that they do nothing here,
 // because another server gives them a meaning an operator may expect (php-fpm's SIGUSR2,
 // gunicorn's SIGTTIN, nginx's SIGWINCH). Left alone, the Go runtime drops SIGUSR2 and
-// SIGWINCH without a word, and SIGTTIN stops the gateway. Not caught: SIGTTOU (the kernel sends it to a background process that
-// writes to a terminal set to tostop; caught, the write is retried and the signal sent again
-// without end, where the default stops the process, as job control expects), SIGTSTP and
-// SIGCONT (job control), SIGURG (the Go runtime's own preemption signal), SIGPIPE, SIGCHLD,
-// SIGPROF and SIGTRAP (the runtime, os/exec, profilers and debuggers own them).
+// SIGWINCH without a word, and SIGTTIN stops the gateway.
+//
+// Not caught: SIGTTOU (the kernel sends it to a background process that writes to a terminal
+// set to tostop; caught, the write is retried and the signal sent again without end, where
+// the default stops the process, as job control expects), SIGTSTP and SIGCONT (job control),
+// SIGURG (the Go runtime's own preemption signal), SIGPIPE, SIGCHLD, SIGPROF and SIGTRAP
+// (the runtime, os/exec, profilers and debuggers own them).
 
 package main
 

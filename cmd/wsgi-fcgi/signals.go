@@ -32,9 +32,9 @@ import (
 // drain short.
 //
 // sd hears of each reload: RELOADING=1 as it starts, READY=1 as it ends (failed or not).
-func waitSignals(ctx context.Context, served <-chan error, reloads <-chan reloadAsk, logs *logFiles, srv *fcgi.Server, pool *pyrunner.Pool, sd *notifier, log hclog.Logger) (code int, done bool) {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, append(nopSignalList(), syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1)...)
+//
+// sigs is catchSignals's channel, made before the gateway says it listens.
+func waitSignals(ctx context.Context, sigs chan os.Signal, served <-chan error, reloads <-chan reloadAsk, logs *logFiles, srv *fcgi.Server, pool *pyrunner.Pool, sd *notifier, log hclog.Logger) (code int, done bool) {
 	var notes signalNotes // this goroutine's, then the drain's
 	defer func() {
 		if done {
@@ -125,4 +125,13 @@ func reopenLogs(logs *logFiles, log hclog.Logger) {
 	case err == nil:
 		log.Info("SIGUSR1: no log file to reopen (no --log-file, and no --access-log file)")
 	}
+}
+
+// catchSignals starts catching the signals waitSignals serves. It is called before the
+// gateway logs that it listens: a signal sent from then on is served, not dropped (the Go
+// runtime drops a SIGUSR1, SIGUSR2 or SIGWINCH no one catches).
+func catchSignals() chan os.Signal {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, append(nopSignalList(), syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1)...)
+	return sigs
 }
