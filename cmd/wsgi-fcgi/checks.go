@@ -174,6 +174,12 @@ func checkLogFile(path string) string {
 		}
 		return ""
 	}
+	return checkFileDir(path)
+}
+
+// checkFileDir says why a file cannot be made at path: its directory is missing, not one, or
+// not writable; "" when it can.
+func checkFileDir(path string) string {
 	dir := filepath.Dir(path)
 	st, err := os.Stat(dir)
 	switch {

@@ -14,8 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // procDB is what the pid file reads about other processes: a seam for tests.
@@ -75,18 +73,8 @@ func checkPIDFile(path string, procs *procDB) string {
 		return "a file, not a directory or a device"
 	}
 	// The file is replaced by a rename: its directory must be writable, not the file.
-	dir := filepath.Dir(path)
-	st, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return "a file in an existing directory (" + dir + " does not exist)"
-	case err != nil:
-		return "a file in a directory the gateway can reach (" + errText(err) + ")"
-	case !st.IsDir():
-		return "a file in a directory (" + dir + " is not one)"
-	}
-	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
-		return "a file in a directory the gateway may write to (" + dir + ": " + errText(err) + ")"
+	if reason := checkFileDir(path); reason != "" {
+		return reason
 	}
 	if procs == nil {
 		return ""
